@@ -292,7 +292,7 @@ class TestValidation:
             ("not an image", {}, TypeError, r"`images.dtype` must be one of .*Received: images.dtype='string'"),
             (np.zeros((4, 4), np.uint8), {"method": "cv2"}, ValueError, r"`method` must be one of 'opencv', 'pil'. Received: method='cv2'"),
             (np.zeros((4, 4), np.uint8), {"channels": "rgb"}, ValueError, r"`channels` must be one of .*Received: channels='rgb'"),
-            (np.zeros((4, 4, 1), np.uint8), {"channels": "luminance"}, ValueError, r"`channels` must be .*3 \(RGB\) or 4 \(RGBA\).*Hint: images have 1 channel"),
+            (np.zeros((4, 4, 1), np.uint8), {"channels": "luminance"}, ValueError, r"`channels` must be .*3 colour channels \(RGB, or RGBA with alpha\).*Hint: images have 1 channel"),
             (np.zeros((4, 4), np.uint8), {"value_range": (5, 5)}, ValueError, r"`value_range` must satisfy low < high. Received: value_range=\(5, 5\)"),
             (np.zeros((4, 4), np.uint8), {"value_range": (10, 0)}, ValueError, r"low < high.*Received: value_range=\(10, 0\)"),
             (np.zeros((4, 4), np.float32), {"value_range": (0, np.inf)}, ValueError, r"`value_range` must be two finite numbers"),

@@ -14,8 +14,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _validation
-from tf_histeq._validation import MAX_BINS, fail
+from tf_histeq import _options
+from tf_histeq._options import MAX_BINS, fail
 
 INTEGER_DTYPES = (tf.uint8, tf.uint16, tf.int32)
 FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
@@ -51,8 +51,8 @@ def level_spec(dtype: tf.DType, value_range, bins) -> LevelSpec:
     int32 -> (0, 255); float -> (0, 255) and 256 bins. Integer dtypes default to one
     bin per integer of the range (at most 65536).
     """
-    value_range = _validation.check_value_range(value_range)
-    bins = _validation.check_bins(bins)
+    value_range = _options.check_value_range(value_range)
+    bins = _options.check_bins(bins)
     if dtype.is_integer:
         low, high = value_range if value_range is not None else _DEFAULT_RANGE[dtype]
         dmin, dmax = _INT_LIMITS[dtype]

@@ -64,7 +64,7 @@ import sys
 import threading
 import time
 
-from tf_histeq import __version__, _validation
+from tf_histeq import __version__, _options
 
 PROG = "tf-histeq"
 PLOT_HINT = 'pip install "tf_histeq[plot]"'
@@ -400,18 +400,18 @@ def _op_kwargs(parser, args) -> dict:
     """Validate the op's options with the library validators, before any work starts."""
     try:
         kwargs = {
-            "value_range": _validation.check_value_range(None if args.value_range is None else tuple(args.value_range)),
-            "bins": _validation.check_bins(args.bins),
+            "value_range": _options.check_value_range(None if args.value_range is None else tuple(args.value_range)),
+            "bins": _options.check_bins(args.bins),
         }
         if args.op == "clahe":
-            kwargs["clip_limit"] = _validation.check_clip_limit(args.clip_limit)
-            kwargs["tile_grid_size"] = _validation.check_grid(tuple(args.tile_grid_size))
-            kwargs["channels"] = _validation.check_choice(args.channels, name="channels", choices=CLAHE_CHANNELS)
+            kwargs["clip_limit"] = _options.check_clip_limit(args.clip_limit)
+            kwargs["tile_grid_size"] = _options.check_grid(tuple(args.tile_grid_size))
+            kwargs["channels"] = _options.check_choice(args.channels, name="channels", choices=CLAHE_CHANNELS)
         else:
-            kwargs["method"] = _validation.check_choice(args.method, name="method", choices=METHODS)
-            kwargs["channels"] = _validation.check_choice(args.channels, name="channels", choices=CHANNELS)
+            kwargs["method"] = _options.check_choice(args.method, name="method", choices=METHODS)
+            kwargs["channels"] = _options.check_choice(args.channels, name="channels", choices=CHANNELS)
         if not 0 <= args.jpeg_quality <= 100:
-            _validation.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
+            _options.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
     except (TypeError, ValueError) as err:
         _usage_error(parser, str(err))
     return kwargs

@@ -11,8 +11,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_histeq import ops
-from tf_histeq._validation import fail
+from tf_histeq import _options, ops
+from tf_histeq._options import fail
 
 __all__ = ["map_fn"]
 
@@ -60,7 +60,7 @@ def map_fn(
             be `None` for elements without a dict.
         jit_compile: Compile the op with XLA (for fixed-size images).
         **kwargs: Keyword arguments of the function (for example `clip_limit`,
-            `tile_grid_size`, `value_range`, `bins`, `method`, `channels`),
+            `tile_grid_size`, `value_range`, `bins`, `method`, `channels`, `alpha`),
             with the function's defaults.
 
     Returns:
@@ -82,7 +82,8 @@ def map_fn(
         >>> [(e["image"].numpy().tolist(), int(e["label"])) for e in ds]
         [([[0, 42, 255, 255, 255, 255, 255]], 3), ([[0, 0, 0, 191, 191, 191, 255]], 4)]
     """
-    function, checked = ops.resolve_options(op, kwargs, exclude=("mask",))
+    checked = _options.resolve(op, kwargs, exclude=("mask",))
+    function = ops.OPS[op]
     if image_key is not None and not isinstance(image_key, str):
         fail(TypeError, "image_key", "be a string (the key of the image in dict elements) or None", image_key)
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _convert, ops
-from tf_histeq._validation import fail
+from tf_histeq import _convert, _options, ops
+from tf_histeq._options import fail
 
 __all__ = ["histogram_equalization", "preprocessing_function"]
 
@@ -39,7 +39,16 @@ _lock = threading.Lock()
 _traces = 0  # how many times a function was traced (read by the tests)
 
 
-def histogram_equalization(image, *, value_range=None, bins=None, method="opencv", channels="per_channel", mask=None):
+def histogram_equalization(
+    image,
+    *,
+    value_range=None,
+    bins=None,
+    method=_options.METHOD,
+    channels=_options.CHANNEL_MODE,
+    alpha=_options.ALPHA,
+    mask=None,
+):
     """Equalize the histogram of every channel of a NumPy image.
 
     NumPy in, NumPy out: the result is exactly `tf_histeq.equalize_hist(image,
@@ -72,9 +81,10 @@ def histogram_equalization(image, *, value_range=None, bins=None, method="opencv
         bins: Number of histogram bins; 256 for uint8 and float, 65536 for uint16
             by default.
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
-        channels: `"per_channel"`, `"luminance"` (3 or 4 channels) or `"joint"`
-            (one histogram over all channels, like the original function). With
-            2 or 4 channels the last one is alpha and passes through unchanged.
+        channels: `"per_channel"`, `"luminance"` (3 colour channels) or `"joint"`
+            (one histogram over all channels, like the original function).
+        alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
+            through unchanged), True (the last channel is alpha) or False (no alpha).
         mask: Optional bool (or 0/1) array of shape `(H, W)` (or as
             `tf_histeq.equalize_hist` accepts); only pixels inside it build
             the histograms.
@@ -94,11 +104,11 @@ def histogram_equalization(image, *, value_range=None, bins=None, method="opencv
         >>> histogram_equalization(image)[..., 0]  # level 1 -> 42.5 -> 42: ties round to even
         array([[  0.,  42., 255., 255., 255., 255., 255.]], dtype=float32)
     """
-    function, checked = ops.resolve_options(
+    checked = _options.resolve(
         "equalize_hist",
-        {"value_range": value_range, "bins": bins, "method": method, "channels": channels},
+        {"value_range": value_range, "bins": bins, "method": method, "channels": channels, "alpha": alpha},
     )
-    return _run("equalize_hist", function, checked, image, _as_mask(mask))
+    return _run("equalize_hist", checked, image, _as_mask(mask))
 
 
 def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -136,11 +146,11 @@ def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable
         With Keras: `ImageDataGenerator(preprocessing_function=tf_histeq.preprocessing_function("clahe",
         clip_limit=3.0))`.
     """
-    function, checked = ops.resolve_options(op, kwargs)
+    checked = _options.resolve(op, kwargs)
     mask = _as_mask(checked.pop("mask", None))
 
     def preprocess(image):
-        return _run(op, function, checked, image, mask)
+        return _run(op, checked, image, mask)
 
     preprocess.__name__ = f"{op}_preprocessing_function"
     preprocess.__qualname__ = preprocess.__name__
@@ -171,12 +181,12 @@ def _as_image(image) -> np.ndarray:
     return array
 
 
-def _run(op: str, function: Callable, checked: dict, image, mask: np.ndarray | None) -> np.ndarray:
+def _run(op: str, checked: dict, image, mask: np.ndarray | None) -> np.ndarray:
     array = _as_image(image)
     config = tuple(sorted(checked.items()))
     mask_key = None if mask is None else (mask.dtype.str, mask.shape)
     key = (op, config, array.dtype.str, array.shape, mask_key)
-    compiled = _compiled(key, function, checked, array, mask)
+    compiled = _compiled(key, ops.OPS[op], checked, array, mask)
     args = (array,) if mask is None else (array, mask)
     out = compiled(*map(tf.constant, args)).numpy()
     # ImageDataGenerator rescales the result in place.

@@ -1,25 +1,30 @@
 """The public operations: `equalize_hist` and `clahe`.
 
-This is the only place where defaults are defined. Each function validates
-its Python arguments and static shapes at trace time, turns the images into
-integer levels (`_convert`), runs a kernel on the levels (`_histogram`,
-`_clahe`) and turns the levels back into values of the input dtype.
+Each function validates its Python arguments and static shapes at trace time
+(`_options`, `_convert`), turns the images into integer levels (`_convert`),
+runs a kernel on the levels (`_histogram`, `_clahe`) and turns the levels back
+into values of the input dtype. The defaults live in `_options`, which the
+layers, `tf_histeq.data`, the NumPy API and the command line share.
+
+Gradients: there are none. Equalization maps quantized levels through tables
+built from counts, a piecewise-constant function of the pixels, so its true
+derivative is zero almost everywhere and undefined at the steps. Rather than let
+`tf.GradientTape` return a silent `None` (or a misleading partial gradient
+through the clipped and NaN pixels), float inputs pass through
+`tf.raw_ops.PreventGradient`: asking for a gradient through an op raises a
+`LookupError` that names it. Put the ops before any trainable layer (where no
+gradient is asked of them), or wrap their output in `tf.stop_gradient`.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_histeq import _convert, _histogram, _validation
-from tf_histeq._validation import fail
-
-METHODS = ("opencv", "pil")
-CHANNELS = ("per_channel", "luminance", "joint")
-CLAHE_CHANNELS = ("per_channel", "luminance")
+from tf_histeq import _clahe, _convert, _histogram, _options
+from tf_histeq._options import fail
 
 # OpenCV's fixed-point RGB -> Y coefficients (cv::COLOR_RGB2YCrCb, 14 fractional bits):
 # 0.299, 0.587 and 0.114 scaled by 2**14. Using them makes the Y plane, and so its
@@ -41,7 +46,16 @@ class _Tables(NamedTuple):
 _Kernel = Callable[[tf.Tensor, "tf.Tensor | None"], "tf.Tensor | _Tables"]
 
 
-def equalize_hist(images, *, value_range=None, bins=None, method="opencv", channels="per_channel", mask=None):
+def equalize_hist(
+    images,
+    *,
+    value_range=None,
+    bins=None,
+    method=_options.METHOD,
+    channels=_options.CHANNEL_MODE,
+    alpha=_options.ALPHA,
+    mask=None,
+):
     """Equalize the histogram of every channel of every image.
 
     Each (image, channel) plane gets its own histogram and lookup table; nothing
@@ -71,8 +85,11 @@ def equalize_hist(images, *, value_range=None, bins=None, method="opencv", chann
         channels: `"per_channel"` (each channel alone), `"luminance"` (equalize
             the Y of YCbCr and add the change to R, G and B, so hue and the
             chroma differences are kept; needs 3 or 4 channels), or `"joint"` (one
-            histogram over all channels of an image). With 2 or 4 channels the
-            last one is alpha and passes through unchanged.
+            histogram over all channels of an image).
+        alpha: Whether the last channel is alpha, which passes through
+            unchanged: `"auto"` (the last of 2 or 4 channels: gray + alpha,
+            RGBA), True (the last channel, whatever the count) or False (no
+            alpha: every channel is equalized, e.g. dual-energy or RGB + NIR).
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
             either with a trailing 1. Only pixels inside the mask build the
             histogram; every pixel is mapped. An all-false mask leaves the image
@@ -85,6 +102,7 @@ def equalize_hist(images, *, value_range=None, bins=None, method="opencv", chann
         TypeError: If `images` or `mask` has an unsupported dtype, or an argument
             has the wrong type.
         ValueError: If `images` is not rank 2, 3 or 4, or an argument has a bad value.
+        LookupError: When a gradient through the result is computed (there is none).
 
     Example:
         >>> import numpy as np
@@ -95,8 +113,9 @@ def equalize_hist(images, *, value_range=None, bins=None, method="opencv", chann
     """
     with tf.name_scope("equalize_hist"):
         images = _convert.as_images(images)
-        method = _validation.check_choice(method, name="method", choices=METHODS)
-        channels = _validation.check_choice(channels, name="channels", choices=CHANNELS)
+        method = _options.check_option("equalize_hist", "method", method)
+        channels = _options.check_option("equalize_hist", "channels", channels)
+        alpha = _options.check_alpha(alpha)
         spec = _convert.level_spec(images.dtype, value_range, bins)
         build = _histogram.LUT_BUILDERS[method]
         joint = channels == "joint"
@@ -105,11 +124,19 @@ def equalize_hist(images, *, value_range=None, bins=None, method="opencv", chann
             luts, keep = build(_histogram.histograms(levels, spec.bins, valid, joint=joint))
             return _Tables(luts, keep, joint)
 
-        return _run(images, spec, channels, mask, kernel)
+        return _run("equalize_hist", images, spec, channels, alpha, mask, kernel)
 
 
 def clahe(
-    images, *, clip_limit=2.0, tile_grid_size=(8, 8), value_range=None, bins=None, channels="per_channel", mask=None
+    images,
+    *,
+    clip_limit=_options.CLIP_LIMIT,
+    tile_grid_size=_options.TILE_GRID_SIZE,
+    value_range=None,
+    bins=None,
+    channels=_options.CHANNEL_MODE,
+    alpha=_options.ALPHA,
+    mask=None,
 ):
     """Contrast Limited Adaptive Histogram Equalization of every channel of every image.
 
@@ -148,9 +175,10 @@ def clahe(
             histograms and stay NaN.
         bins: Number of histogram bins; defaults as in `equalize_hist` (256 for
             uint8 and float, 65536 for uint16).
-        channels: `"per_channel"` or `"luminance"` (Y of YCbCr, needs 3 or 4
-            channels). With 2 or 4 channels the last one is alpha and passes
-            through unchanged.
+        channels: `"per_channel"` or `"luminance"` (Y of YCbCr, needs 3 colour
+            channels besides alpha).
+        alpha: `"auto"`, True or False, as in `equalize_hist`: with `"auto"`
+            the last of 2 or 4 channels is alpha and passes through unchanged.
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
             either with a trailing 1. Only pixels inside the mask build the tile
             histograms; every pixel is mapped. A tile with no pixel inside the
@@ -163,6 +191,7 @@ def clahe(
         TypeError: If `images` or `mask` has an unsupported dtype, or an argument
             has the wrong type.
         ValueError: If `images` is not rank 2, 3 or 4, or an argument has a bad value.
+        LookupError: When a gradient through the result is computed (there is none).
 
     Example:
         >>> import numpy as np
@@ -174,89 +203,54 @@ def clahe(
     """
     with tf.name_scope("clahe"):
         images = _convert.as_images(images)
-        clip_limit = _validation.check_clip_limit(clip_limit)
-        grid = _validation.check_grid(tile_grid_size)
-        channels = _validation.check_choice(channels, name="channels", choices=CLAHE_CHANNELS)
+        clip_limit = _options.check_clip_limit(clip_limit)
+        grid = _options.check_grid(tile_grid_size)
+        channels = _options.check_option("clahe", "channels", channels)
+        alpha = _options.check_alpha(alpha)
         spec = _convert.level_spec(images.dtype, value_range, bins)
-
-        from tf_histeq import _clahe  # noqa: PLC0415 (kept out of the import of ops)
 
         def kernel(levels, valid):
             return _clahe.clahe_levels(levels, bins=spec.bins, clip_limit=clip_limit, grid=grid, valid=valid)
 
-        return _run(images, spec, channels, mask, kernel)
+        return _run("clahe", images, spec, channels, alpha, mask, kernel)
 
 
 OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe}
 
-# The validator of each keyword argument of the ops (the ops run the same ones at trace time).
-_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "value_range": lambda op, v: _validation.check_value_range(v),
-    "bins": lambda op, v: _validation.check_bins(v),
-    "method": lambda op, v: _validation.check_choice(v, name="method", choices=METHODS),
-    "channels": lambda op, v: _validation.check_choice(
-        v, name="channels", choices=CHANNELS if op == "equalize_hist" else CLAHE_CHANNELS
-    ),
-    "clip_limit": lambda op, v: _validation.check_clip_limit(v),
-    "tile_grid_size": lambda op, v: _validation.check_grid(v),
-}
-
-
-def resolve_options(
-    op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()
-) -> tuple[Callable, dict[str, Any]]:
-    """Return the public function named `op` and `kwargs` validated and normalized.
-
-    Shared by the layers, `tf_histeq.data.map_fn` and `tf_histeq.numpy_api`:
-    every check that needs no image runs here, eagerly, with the functions'
-    messages.
-
-    Args:
-        op: `"equalize_hist"` or `"clahe"`.
-        kwargs: Keyword arguments for the function.
-        exclude: Keyword arguments of the function that the caller does not accept.
-
-    Returns:
-        `(function, kwargs)`: every keyword argument of the function but `mask`
-        (defaults filled in, unless given), with tuples for pairs and a float
-        `clip_limit`.
-
-    Raises:
-        TypeError: If a keyword is not one of the function's, or has the wrong type.
-        ValueError: If `op` is unknown or an argument has a bad value.
-    """
-    op = _validation.check_choice(op, name="op", choices=tuple(OPS))
-    function = OPS[op]
-    parameters = inspect.signature(function).parameters
-    accepted = [name for name in parameters if name != "images" and name not in exclude]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        fail(TypeError, "kwargs", f"be keyword arguments of tf_histeq.{op} ({', '.join(accepted)})", unknown)
-    # Every option spelled out, defaults included, so equal configurations compare equal.
-    checked = {name: parameters[name].default for name in accepted if name != "mask"}
-    checked.update(kwargs)
-    checked = {name: _CHECKS[name](op, value) if name in _CHECKS else value for name, value in checked.items()}
-    return function, checked
-
-
-def _run(images: tf.Tensor, spec: _convert.LevelSpec, channels: str, mask, kernel: _Kernel) -> tf.Tensor:
-    """Shared plumbing: layout, alpha, mask, NaN, luminance, levels <-> values."""
+def _run(
+    op: str,
+    images: tf.Tensor,
+    spec: _convert.LevelSpec,
+    channels: str,
+    alpha: str | bool,
+    mask,
+    kernel: _Kernel,
+) -> tf.Tensor:
+    """Shared plumbing: layout, alpha, mask, NaN, luminance, gradients, levels <-> values."""
     rank = images.shape.rank
     x = _convert.to_nhwc(images)
+    if x.dtype.is_floating:
+        x = tf.raw_ops.PreventGradient(
+            input=x,
+            message=f"tf_histeq.{op} has no gradient (it maps quantized levels through count-based tables); "
+            "apply it before any trainable layer, or wrap its output in tf.stop_gradient",
+        )
     n_channels = x.shape[-1]
-    if channels == "luminance" and n_channels not in (3, 4):
+    has_alpha = _has_alpha(alpha, n_channels)
+    n_color = n_channels - has_alpha
+    if channels == "luminance" and n_color != 3:
         fail(
             ValueError,
             "channels",
-            "be 'per_channel' or 'joint' unless images have 3 (RGB) or 4 (RGBA) channels",
+            "be 'per_channel' or 'joint' unless images have 3 colour channels (RGB, or RGBA with alpha)",
             channels,
-            hint=f"images have {n_channels} channel(s).",
+            hint=f"images have {n_channels} channel(s), {'the last as alpha' if has_alpha else 'no alpha'}.",
         )
     valid = _convert.prepare_mask(mask, images)
-    if n_channels in (2, 4):  # gray + alpha, RGBA: alpha passes through
-        color, alpha = x[..., :-1], x[..., -1:]
+    if has_alpha:  # gray + alpha, RGBA: alpha passes through
+        color, alpha_channel = x[..., :-1], x[..., -1:]
     else:
-        color, alpha = x, None
+        color, alpha_channel = x, None
 
     levels, nan = _convert.to_levels(color, spec)
     if nan is not None:
@@ -286,9 +280,23 @@ def _run(images: tf.Tensor, spec: _convert.LevelSpec, channels: str, mask, kerne
         out = tf.where(keep[:, None, None, :], _convert.clip_values(color, spec), out)
     if nan is not None:
         out = tf.where(nan, color, out)
-    if alpha is not None:
-        out = tf.concat([out, alpha], axis=-1)
+    if alpha_channel is not None:
+        out = tf.concat([out, alpha_channel], axis=-1)
     return _convert.from_nhwc(out, rank)
+
+
+def _has_alpha(alpha: str | bool, n_channels: int) -> bool:
+    """Whether the last of `n_channels` channels is alpha (see the `alpha` argument)."""
+    if alpha == "auto":
+        return n_channels in (2, 4)
+    if alpha and n_channels < 2:
+        fail(
+            ValueError,
+            "alpha",
+            "be False or 'auto' for single-channel images (True takes the last channel as alpha)",
+            alpha,
+        )
+    return bool(alpha)
 
 
 def _luma(levels: tf.Tensor) -> tf.Tensor:

@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from tf_histeq._validation import fail
+from tf_histeq._options import check_bins, check_value_range, fail
 
 try:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -124,7 +124,6 @@ def compare(images, titles=None, *, value_range=None, bins=256, cdf=True, width=
         >>> pixels.shape[-1], bool(pixels[..., :3].std() > 20)  # RGBA, not blank
         (4, True)
     """
-    from tf_histeq._validation import check_bins, check_value_range  # noqa: PLC0415
 
     if hasattr(images, "shape") and len(images.shape) == 4:  # a batch (N, H, W, C)
         images = list(images)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tf_histeq._validation import fail
+from tf_histeq._options import fail
 
 NAMES = ("chest_xray", "chest_xray_12bit", "lung_mask", "field_mask", "color_scene")
 

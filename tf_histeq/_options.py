@@ -1,0 +1,214 @@
+"""The options of every way in: choices, defaults and validators, without TensorFlow.
+
+One schema serves the functions (`tf_histeq.equalize_hist`, `tf_histeq.clahe`),
+the Keras layers, `tf_histeq.data.map_fn`, the NumPy API, the command line and
+the plots, so a choice or a default is written once. This module imports no
+TensorFlow, so `tf-histeq --help` and argument errors stay instant.
+
+Every check reads Python values only, so it runs once at trace time and costs
+nothing inside `tf.function`, XLA or `tf.data`. Messages follow one grammar::
+
+    `{param}` must {expectation}. Received: {param}={value!r}. [Hint: ...]
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+MAX_BINS = 65536
+
+METHODS = ("opencv", "pil")
+CHANNELS = ("per_channel", "luminance", "joint")
+CLAHE_CHANNELS = ("per_channel", "luminance")
+ALPHA_CHOICES = ("auto", True, False)
+
+# The defaults of every op keyword. The functions' signatures read them from here.
+CLIP_LIMIT = 2.0
+TILE_GRID_SIZE = (8, 8)
+METHOD = "opencv"
+CHANNEL_MODE = "per_channel"
+ALPHA = "auto"
+
+
+def _received(name: str, value: Any) -> str:
+    return f"Received: {name}={value!r}."
+
+
+def fail(exc: type[Exception], name: str, expectation: str, value: Any, hint: str | None = None):
+    """Raise `exc` with the house message grammar."""
+    message = f"`{name}` must {expectation}. {_received(name, value)}"
+    if hint:
+        message += f" Hint: {hint}"
+    raise exc(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _item(value: Any) -> Any:
+    """A NumPy scalar (or 0-d array) as a Python number; anything else unchanged."""
+    return value.item() if hasattr(value, "item") and getattr(value, "ndim", 0) == 0 else value
+
+
+def _as_pair(value: Any) -> Any:
+    """Turn a NumPy array or an eager tensor of shape (2,) into a tuple; leave anything else."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    if hasattr(value, "tolist") and getattr(value, "ndim", None) == 1:
+        return tuple(value.tolist())
+    return value
+
+
+def check_choice(value: Any, *, name: str, choices: Sequence[str]) -> str:
+    """Return `value` if it is one of `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        expected = ", ".join(repr(c) for c in choices)
+        fail(ValueError, name, f"be one of {expected}", value)
+    return value
+
+
+def check_value_range(value: Any, *, name: str = "value_range") -> tuple[float, float] | None:
+    """Return `value` as a `(low, high)` tuple of finite numbers with low < high, or None."""
+    if value is None:
+        return None
+    value = _as_pair(value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        fail(TypeError, name, "be a pair of numbers (low, high)", value)
+    low, high = (_item(v) for v in value)
+    if not (_is_real(low) and _is_real(high)):
+        fail(TypeError, name, "be a pair of numbers (low, high)", value)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        fail(ValueError, name, "be two finite numbers (low, high)", value)
+    if not low < high:
+        fail(ValueError, name, "satisfy low < high", value)
+    low = int(low) if float(low).is_integer() else float(low)
+    high = int(high) if float(high).is_integer() else float(high)
+    return (low, high)
+
+
+def check_bins(value: Any, *, name: str = "bins") -> int | None:
+    """Return `value` as an int in [2, MAX_BINS], or None."""
+    if value is None:
+        return None
+    value = _item(value)
+    if not _is_int(value):
+        fail(TypeError, name, f"be an int in [2, {MAX_BINS}]", value)
+    if not 2 <= value <= MAX_BINS:
+        fail(ValueError, name, f"be an int in [2, {MAX_BINS}]", value)
+    return int(value)
+
+
+def check_clip_limit(value: Any, *, name: str = "clip_limit") -> float:
+    """Return `value` as a finite float (<= 0 disables clipping)."""
+    value = _item(value)
+    if not _is_real(value):
+        fail(TypeError, name, "be a number (OpenCV units; <= 0 disables clipping)", value)
+    if not math.isfinite(value):
+        fail(ValueError, name, "be a finite number (OpenCV units; <= 0 disables clipping)", value)
+    return float(value)
+
+
+def check_grid(value: Any, *, name: str = "tile_grid_size") -> tuple[int, int]:
+    """Return `value` as a `(rows, cols)` tuple of positive ints; lists from JSON configs are fine."""
+    value = _as_pair(value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        fail(TypeError, name, "be a pair of two ints (rows, cols)", value)
+    items = [_item(v) for v in value]
+    if not all(_is_int(v) for v in items):
+        fail(TypeError, name, "be a pair of two ints (rows, cols)", value)
+    if min(items) < 1:
+        fail(ValueError, name, "be two positive ints (rows, cols)", value)
+    return int(items[0]), int(items[1])
+
+
+def check_alpha(value: Any, *, name: str = "alpha") -> str | bool:
+    """Return `value` if it is `"auto"`, True or False (NumPy bools included)."""
+    value = _item(value)
+    if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
+        return value
+    fail(
+        ValueError if isinstance(value, str) else TypeError,
+        name,
+        "be 'auto' (the last of 2 or 4 channels is alpha), True (the last channel is alpha) or False (no alpha)",
+        value,
+    )
+
+
+# --------------------------------------------------------------------------- the ops' schema
+
+# Keyword arguments of each op, in signature order (after `images`), with their defaults.
+OP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "equalize_hist": {
+        "value_range": None,
+        "bins": None,
+        "method": METHOD,
+        "channels": CHANNEL_MODE,
+        "alpha": ALPHA,
+        "mask": None,
+    },
+    "clahe": {
+        "clip_limit": CLIP_LIMIT,
+        "tile_grid_size": TILE_GRID_SIZE,
+        "value_range": None,
+        "bins": None,
+        "channels": CHANNEL_MODE,
+        "alpha": ALPHA,
+        "mask": None,
+    },
+}
+OP_NAMES = tuple(OP_DEFAULTS)
+CHANNEL_CHOICES = {"equalize_hist": CHANNELS, "clahe": CLAHE_CHANNELS}
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "value_range": lambda op, v: check_value_range(v),
+    "bins": lambda op, v: check_bins(v),
+    "method": lambda op, v: check_choice(v, name="method", choices=METHODS),
+    "channels": lambda op, v: check_choice(v, name="channels", choices=CHANNEL_CHOICES[op]),
+    "clip_limit": lambda op, v: check_clip_limit(v),
+    "tile_grid_size": lambda op, v: check_grid(v),
+    "alpha": lambda op, v: check_alpha(v),
+}
+
+
+def check_option(op: str, name: str, value: Any) -> Any:
+    """Validate and normalize one keyword argument of `op` (the masks pass through)."""
+    check = _CHECKS.get(name)
+    return value if check is None else check(op, value)
+
+
+def resolve(op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Return every keyword argument of `op` but `mask` and `exclude`, validated, defaults filled in.
+
+    Shared by the layers, `tf_histeq.data.map_fn`, the NumPy API and the command
+    line: every check that needs no image runs here, eagerly, with the
+    functions' own messages. A `mask` in `kwargs` is kept as it is.
+
+    Args:
+        op: `"equalize_hist"` or `"clahe"`.
+        kwargs: Keyword arguments for the function.
+        exclude: Keyword arguments of the function that the caller does not accept.
+
+    Returns:
+        The options with tuples for pairs and a float `clip_limit`, so equal
+        configurations compare equal.
+
+    Raises:
+        TypeError: If a keyword is not one of the function's, or has the wrong type.
+        ValueError: If `op` is unknown or an argument has a bad value.
+    """
+    op = check_choice(op, name="op", choices=OP_NAMES)
+    accepted = [name for name in OP_DEFAULTS[op] if name not in exclude]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        fail(TypeError, "kwargs", f"be keyword arguments of tf_histeq.{op} ({', '.join(accepted)})", unknown)
+    checked = {name: OP_DEFAULTS[op][name] for name in accepted if name != "mask"}
+    checked.update(kwargs)
+    return {name: check_option(op, name, value) for name, value in checked.items()}

@@ -1,0 +1,120 @@
+"""The shared base of the tf_histeq layers: options, backends, dtype policy, masks, config."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_histeq import _convert, _options, ops
+from tf_histeq._options import fail
+
+# The largest integer each float compute dtype holds exactly, with every integer below it.
+_EXACT_INTEGERS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: 2**24, tf.float64: 2**53}
+
+
+class Equalizer(keras.layers.Layer):
+    """Shared plumbing: options, backend handling, dtype policy, mask, config.
+
+    Subclasses name the wrapped function in `_OP` and spell out its keyword
+    arguments (and defaults) in their `__init__`, which passes them to `_configure`.
+    """
+
+    _OP: str
+
+    def _configure(self, **options) -> None:
+        """Validate `options` with the function's validators and store them as attributes."""
+        self._op_kwargs = _options.resolve(self._OP, options, exclude=("mask",))
+        self._function = ops.OPS[self._OP]
+        for name, value in self._op_kwargs.items():
+            setattr(self, name, value)
+        # `value_range` and `bins` together, for the float dtype the layer computes in.
+        compute_dtype = tf.as_dtype(self.compute_dtype)
+        if compute_dtype.is_floating and compute_dtype in _convert.FLOAT_DTYPES:
+            _convert.level_spec(compute_dtype, self.value_range, self.bins)
+
+    # No tensor-dependent Python control flow here: AutoGraph (which tf.data
+    # applies to mapped callables) would only slow down tracing.
+    @tf.autograph.experimental.do_not_convert
+    def __call__(self, images, *args, **kwargs):
+        if keras.backend.backend() == "tensorflow":
+            return super().__call__(images, *args, **kwargs)
+        return self._call_outside_tensorflow_backend(images, *args, **kwargs)
+
+    def _call_outside_tensorflow_backend(self, images, mask=None, **_):
+        """Run on TensorFlow tensors (e.g. in `tf.data`) when Keras uses another backend."""
+        if not (tf.is_tensor(images) or isinstance(images, np.ndarray)) or isinstance(images, keras.KerasTensor):
+            fail(
+                TypeError,
+                "images",
+                f"be a TensorFlow tensor or NumPy array when the Keras backend is {keras.backend.backend()!r} "
+                "(tf_histeq layers run TensorFlow ops)",
+                type(images).__name__,
+                hint="use the layer in tf.data (`dataset.map(layer)`), or set KERAS_BACKEND=tensorflow "
+                "to use it inside a model.",
+            )
+        images = tf.convert_to_tensor(images)
+        if self.autocast and images.dtype.is_floating:
+            images = tf.cast(images, self.compute_dtype)
+        return self.call(images, mask=mask)
+
+    def call(self, images, mask=None):
+        self._check_exact_output(images.dtype)
+        outputs = self._apply(images, mask)
+        return tf.cast(outputs, self.compute_dtype)
+
+    def _check_exact_output(self, input_dtype: tf.DType) -> None:
+        """Refuse integer inputs whose levels the compute dtype cannot hold (uint16 under float16).
+
+        The output is cast to the compute dtype; float16 holds the integers up to
+        2048 exactly (bfloat16 up to 256), so uint16 results would come out
+        rounded, or as `inf` above 65504.
+        """
+        compute_dtype = tf.as_dtype(self.compute_dtype)
+        input_dtype = tf.as_dtype(input_dtype)
+        if input_dtype not in _convert.INTEGER_DTYPES or compute_dtype not in _EXACT_INTEGERS:
+            return  # floats arrive in the compute dtype; unsupported dtypes get the op's own error
+        spec = _convert.level_spec(input_dtype, self.value_range, self.bins)
+        limit = _EXACT_INTEGERS[compute_dtype]
+        if max(abs(spec.low), abs(spec.high)) > limit:
+            fail(
+                ValueError,
+                "dtype",
+                f"hold the layer's outputs exactly: {input_dtype.name} images with value_range="
+                f"{(spec.low, spec.high)} give values up to {spec.high}, but {compute_dtype.name} holds integers "
+                f"exactly only up to {limit}",
+                self.dtype_policy.name,
+                hint=f"give this layer a float32 policy of its own, e.g. {type(self).__name__}(dtype='float32'), "
+                "which keeps the rest of the model in mixed precision.",
+            )
+
+    def compute_output_spec(self, images, mask=None):
+        """Check the symbolic inputs by tracing the op, and return the output spec.
+
+        Tracing (not running) the function runs its static checks (dtype, rank,
+        channels, mask shape) when a Functional model is built, with the
+        function's own message.
+        """
+        self._check_exact_output(images.dtype)
+        image_spec = tf.TensorSpec(images.shape, images.dtype)
+        mask_spec = None if mask is None else tf.TensorSpec(mask.shape, mask.dtype)
+        tf.function(self._apply, autograph=False).get_concrete_function(image_spec, mask_spec)
+        return keras.KerasTensor(images.shape, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape, mask_shape=None):
+        """Return the input shape: equalization keeps the shape."""
+        return tuple(input_shape)
+
+    def compute_mask(self, inputs, previous_mask=None):
+        # The mask selects the pixels that build the histograms; it does not
+        # describe the output, which is a whole image.
+        return None
+
+    def _apply(self, images, mask):
+        return self._function(images, mask=mask, **self._op_kwargs)
+
+    def get_config(self):
+        """Return the layer configuration (JSON-serializable)."""
+        return {**super().get_config(), **self._op_kwargs}
+
+
