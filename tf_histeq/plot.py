@@ -124,7 +124,6 @@ def compare(images, titles=None, *, value_range=None, bins=256, cdf=True, width=
         >>> pixels.shape[-1], bool(pixels[..., :3].std() > 20)  # RGBA, not blank
         (4, True)
     """
-
     if hasattr(images, "shape") and len(images.shape) == 4:  # a batch (N, H, W, C)
         images = list(images)
     if not isinstance(images, (list, tuple)) or not images:
