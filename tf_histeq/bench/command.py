@@ -29,8 +29,8 @@ def _error(message: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Measure the throughput of tf_histeq against OpenCV, Pillow, scikit-image and Keras, "
-        "the op and the ways in (tf.data on PNG files, Keras layers, the command line), in one run.",
+        description="Measure the throughput of tf_histeq against OpenCV, Pillow, scikit-image and Keras:\n"
+        "the op, and the ways in (tf.data on PNG files, Keras layers, the command line), in one run.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -103,6 +103,16 @@ def script_command(script_path: str, clip_limit: float, grid: tuple[int, int]):
 PIPELINE_BATCH = 8
 
 
+def pipeline_row(ctx: dict, equalize):
+    """`png_pipeline` over the workload's files; it warms up on the first batch of them, with the same map.
+
+    The map is traced when the dataset is built; the warm-up runs it (and
+    compiles what it compiles on first use) without a whole pass over the files.
+    """
+    ctx["warm_up"] = png_pipeline(ctx["paths"][:PIPELINE_BATCH], equalize)
+    return png_pipeline(ctx["paths"], equalize)
+
+
 def png_pipeline(paths: list[str], equalize):
     """A timed callable: read -> `tf.io.decode_png` -> `equalize` -> `batch(8)`, to the end; returns the batches.
 

@@ -24,7 +24,8 @@ def eager(w: Workload, ctx: dict):
 
 def _compiled(w: Workload, ctx: dict, jit_compile: bool):
     op, kwargs, x = ops.OPS[w.op], w.op_kwargs, ctx["tensor"]
-    fn = tf.function(lambda images: op(images, **kwargs), jit_compile=jit_compile)
+    # The op has no tensor-dependent Python control flow: AutoGraph would only slow down the (untimed) tracing.
+    fn = tf.function(lambda images: op(images, **kwargs), jit_compile=jit_compile, autograph=False)
     return lambda: materialise(fn(x))
 
 
@@ -71,8 +72,8 @@ def predict_on_batch(w: Workload, ctx: dict):
 
 
 def png_pipeline(w: Workload, ctx: dict):
-    """The PNG pipeline (`files.png_pipeline`) with `map_fn(op)` as its map."""
-    return files.png_pipeline(ctx["paths"], data.map_fn(w.op, **w.op_kwargs))
+    """The PNG pipeline (`files.pipeline_row`) with `map_fn(op)` as its map."""
+    return files.pipeline_row(ctx, data.map_fn(w.op, **w.op_kwargs))
 
 
 def cli(w: Workload, ctx: dict):

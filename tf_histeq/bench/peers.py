@@ -195,7 +195,7 @@ def cv2_file_pipeline(w: Workload, ctx: dict):
         out.set_shape(image.shape)
         return out
 
-    return files.png_pipeline(ctx["paths"], equalize)
+    return files.pipeline_row(ctx, equalize)
 
 
 def cv2_script(w: Workload, ctx: dict):

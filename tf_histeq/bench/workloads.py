@@ -128,8 +128,9 @@ def write_png_folder(folder: str, count: int, height: int, width: int, seed: int
     """Write `count` smooth low-contrast 8-bit gray PNGs into `folder`; return their paths.
 
     Each image is normal noise blurred by a Gaussian (sigma 3 px), rescaled to
-    mean 105 and standard deviation 20, plus a normal(0, 2) grain, rounded and
-    clipped; OpenCV writes it at its default PNG compression.
+    mean 105 and standard deviation 20, plus a normal(0, 2) grain (the same
+    noise rotated by 180 degrees), rounded and clipped; OpenCV writes it at its
+    default PNG compression.
 
     Raises:
         Skip: If OpenCV is not installed.
@@ -145,7 +146,7 @@ def write_png_folder(folder: str, count: int, height: int, width: int, seed: int
         noise = rng.standard_normal((height, width), dtype=np.float32)
         smooth = cv2.GaussianBlur(noise, (0, 0), FILE_SIGMA)
         smooth = (smooth - smooth.mean()) / max(float(smooth.std()), 1e-6)
-        grain = rng.standard_normal((height, width), dtype=np.float32)
+        grain = noise[::-1, ::-1]  # the same draw turned around: nearly independent of the blurred field, and free
         image = np.clip(np.rint(FILE_MEAN + FILE_STD * smooth + FILE_GRAIN * grain), 0, 255).astype(np.uint8)
         path = os.path.join(folder, f"image_{i:05d}.png")
         if not cv2.imwrite(path, image):
