@@ -1,4 +1,8 @@
-"""Rows that work on files: a command run as a subprocess into a fresh output folder each time."""
+"""Rows that work on files: the `tf.data` PNG pipeline, and commands run as subprocesses.
+
+Each command writes into a fresh output folder per run; `read_folder` reads
+the outputs back for the pixel comparison.
+"""
 
 from __future__ import annotations
 
@@ -47,7 +51,6 @@ class FolderCommand:
     def __init__(self, command, source: str, scratch: str, name: str, timeout: float = 900.0):
         self.command, self.source, self.scratch, self.name, self.timeout = command, source, scratch, name, timeout
         self.calls = 0
-        self.last: str | None = None
 
     def __call__(self, source: str | None = None) -> str:
         """Run the command on `source` (default: the input folder); return the new output folder."""
@@ -58,7 +61,6 @@ class FolderCommand:
         if proc.returncode != 0:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"{os.path.basename(argv[0])} ... exited {proc.returncode}: {tail[:200]}")
-        self.last = target
         return target
 
     def reset(self) -> None:
@@ -66,7 +68,6 @@ class FolderCommand:
         for entry in os.listdir(self.scratch):
             if entry.startswith(f"{self.name}-"):
                 shutil.rmtree(os.path.join(self.scratch, entry), ignore_errors=True)
-        self.last = None
 
 
 def folder_row(ctx: dict, command, name: str) -> FolderCommand:
