@@ -1,0 +1,81 @@
+"""tf_histeq's rows: the op called each way, and the ways in a user takes.
+
+Builders as in `peers`: `build(workload, ctx) -> callable`, the callable
+returning its output, which `run` compares pixel for pixel with the cv2 row of
+the workload where there is one.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tf_histeq import data, layers, ops
+from tf_histeq.bench import files
+from tf_histeq.bench.timing import materialise
+from tf_histeq.bench.workloads import Workload
+
+
+def eager(w: Workload, ctx: dict):
+    """The op called eagerly."""
+    op, kwargs, x = ops.OPS[w.op], w.op_kwargs, ctx["tensor"]
+    return lambda: materialise(op(x, **kwargs))
+
+
+def _compiled(w: Workload, ctx: dict, jit_compile: bool):
+    op, kwargs, x = ops.OPS[w.op], w.op_kwargs, ctx["tensor"]
+    # The op has no tensor-dependent Python control flow: AutoGraph would only slow down the (untimed) tracing.
+    fn = tf.function(lambda images: op(images, **kwargs), jit_compile=jit_compile, autograph=False)
+    return lambda: materialise(fn(x))
+
+
+def function(w: Workload, ctx: dict):
+    """The op in a `tf.function`, without XLA."""
+    return _compiled(w, ctx, jit_compile=False)
+
+
+def xla(w: Workload, ctx: dict):
+    """The op in a `tf.function(jit_compile=True)`: the reference of the ways in (`x op`)."""
+    return _compiled(w, ctx, jit_compile=True)
+
+
+def _slices_pipeline(w: Workload, ctx: dict, mapper):
+    dataset = tf.data.Dataset.from_tensor_slices(ctx["numpy"])
+    if mapper is not None:
+        dataset = dataset.map(mapper, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(w.shape[0])
+    if ctx["settings"].device.startswith("/GPU"):
+        ctx["note"] = "tf.data runs on the host CPU"
+
+    def run():
+        return [batch.numpy() for batch in dataset]
+
+    return run
+
+
+def tfdata_map(w: Workload, ctx: dict):
+    """`from_tensor_slices(images).map(map_fn(op), AUTOTUNE).batch(N)`, iterated to the end."""
+    return _slices_pipeline(w, ctx, data.map_fn(w.op, **w.op_kwargs))
+
+
+def tfdata_without_map(w: Workload, ctx: dict):
+    """The same pipeline without the map: subtracted from `tfdata_map` to give the map's cost."""
+    return _slices_pipeline(w, ctx, None)
+
+
+def predict_on_batch(w: Workload, ctx: dict):
+    """`model.predict_on_batch(images)` of a model holding only the layer, with its default arguments."""
+    layer_cls = layers.CLAHE if w.op == "clahe" else layers.HistogramEqualization
+    model = keras.Sequential([keras.Input(shape=w.shape[1:], dtype=w.dtype), layer_cls(**w.op_kwargs)])
+    x = ctx["numpy"]
+    return lambda: model.predict_on_batch(x)
+
+
+def png_pipeline(w: Workload, ctx: dict):
+    """The PNG pipeline (`files.pipeline_row`) with `map_fn(op)` as its map."""
+    return files.pipeline_row(ctx, data.map_fn(w.op, **w.op_kwargs))
+
+
+def cli(w: Workload, ctx: dict):
+    """`tf-histeq OP IN -o OUT` in a subprocess, start-up included."""
+    return files.folder_row(ctx, files.cli_command(w.op), f"{w.key}-tf-histeq")

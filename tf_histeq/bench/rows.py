@@ -1,0 +1,107 @@
+"""Which rows each kind of workload has: the registry of implementations.
+
+To add a row, write a builder in `ours` (or `peers`) and add an `Impl` to the
+table of its workload kind below; to give it a target, add a `Target` to
+`targets.TARGETS` naming its label. A new kind of input gets a `Workload` in
+`workloads` and a table here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from tf_histeq.bench import ours, peers
+from tf_histeq.bench.workloads import Workload
+
+TFDATA_NOTE = "slices -> map_fn -> batch(N), end to end"
+
+
+@dataclasses.dataclass(frozen=True)
+class Impl:
+    """One row of a workload: a label and a factory returning the timed callable.
+
+    `group` is `"ours"` (a tf_histeq row: its failure fails the run), `"peer"`,
+    or `"baseline"` (a helper figure, such as a pipeline without its map).
+    `ref` makes the row the reference of a ratio column: `"cv2"` (the output of
+    the ours rows is also compared with it pixel for pixel), `"keras"`, `"op"`
+    (the XLA-compiled op) or `"pipeline"`. `minus` names a reference whose time
+    is subtracted from this row's to give its `cost_s` (what a map adds to its
+    pipeline).
+    """
+
+    label: str
+    group: str
+    build: Callable[[Workload, dict], Callable[[], object]]
+    ref: str | None = None
+    note: str = ""
+    minus: str | None = None
+
+
+def _ways_in(op: str, layer: str) -> tuple[Impl, ...]:
+    return (
+        Impl(f"{op} eager", "ours", ours.eager),
+        Impl(f"{op} tf.function", "ours", ours.function),
+        Impl(f"{op} XLA", "ours", ours.xla, ref="op"),
+        Impl("tf.data without the map", "baseline", ours.tfdata_without_map, ref="pipeline", note="slices -> batch"),
+        Impl(f"{op} in tf.data", "ours", ours.tfdata_map, note=TFDATA_NOTE, minus="pipeline"),
+        Impl(f"{layer} predict_on_batch", "ours", ours.predict_on_batch, note="a model holding only the layer"),
+    )
+
+
+HIST_IMPLS = (
+    Impl("cv2.equalizeHist loop", "peer", peers.cv2_equalize, ref="cv2"),
+    Impl("PIL ImageOps.equalize loop", "peer", peers.pil_equalize),
+    Impl("skimage equalize_hist loop", "peer", peers.skimage_equalize),
+    Impl("numpy bincount+LUT loop", "peer", peers.numpy_loop, note="baseline where cv2 has no 16-bit equalizeHist"),
+    Impl(
+        "keras Equalization, tf.function",
+        "peer",
+        peers.keras_layer(peers.keras_equalization, jit=False),
+        ref="keras",
+        note="pools the histogram over the batch",
+    ),
+    Impl("keras Equalization, XLA", "peer", peers.keras_layer(peers.keras_equalization, jit=True)),
+    Impl("original numpy function", "peer", peers.original_function),
+    *_ways_in("equalize_hist", "HistogramEqualization"),
+)
+CLAHE_IMPLS = (
+    Impl("cv2 CLAHE loop", "peer", peers.cv2_clahe, ref="cv2"),
+    Impl("skimage equalize_adapthist loop", "peer", peers.skimage_clahe),
+    *_ways_in("clahe", "CLAHE"),
+    # Last: the most memory-hungry rows.
+    Impl(
+        "keras CLAHE layer, tf.function",
+        "peer",
+        peers.keras_layer(peers.keras_clahe, jit=False, memory_guard=True),
+        ref="keras",
+    ),
+    Impl("keras CLAHE layer, XLA", "peer", peers.keras_layer(peers.keras_clahe, jit=True, memory_guard=True), "keras"),
+)
+FILES_IMPLS = (
+    Impl(
+        "read, decode_png, numpy_function(cv2 CLAHE), batch(8)",
+        "peer",
+        peers.cv2_file_pipeline,
+        ref="cv2",
+        note="tf.numpy_function around cv2.createCLAHE(2, (8, 8)).apply",
+    ),
+    Impl("read, decode_png, map_fn('clahe'), batch(8)", "ours", ours.png_pipeline),
+)
+CLI_IMPLS = (
+    Impl("cv2 loop script", "peer", peers.cv2_script, ref="cv2", note="imread, apply, imwrite per file"),
+    Impl("tf-histeq clahe DIR -o OUT", "ours", ours.cli),
+)
+
+
+def impls_for(w: Workload) -> tuple[Impl, ...]:
+    """The rows of workload `w`."""
+    if w.kind == "files":
+        return FILES_IMPLS
+    if w.kind == "cli":
+        return CLI_IMPLS
+    if w.kind == "clahe":
+        return CLAHE_IMPLS
+    if w.dtype == "uint8":  # the numpy loop is only the baseline of the 16-bit workload
+        return tuple(i for i in HIST_IMPLS if i.build is not peers.numpy_loop)
+    return HIST_IMPLS
