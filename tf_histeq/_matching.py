@@ -64,11 +64,12 @@ def match_tables(source: tf.Tensor, reference: tf.Tensor, values: tf.Tensor) -> 
     xp, fp, size = _occupied(reference, values)
 
     def per_plane(table):  # (R, bins) -> (N * Q, bins)
-        return tf.reshape(tf.broadcast_to(table[None], [batch, planes, tf.shape(table)[-1]]), [batch * planes, -1])
+        width = table.shape[-1]
+        return tf.reshape(tf.broadcast_to(table[None], [batch, planes, width]), [batch * planes, width])
 
     xp, fp, size = per_plane(xp), per_plane(fp), per_plane(size)
     x = tf.reshape(x, [batch * planes, bins])
-    above = tf.searchsorted(xp, x, side="right")  # occupied levels with a quantile <= x
+    above = _count_at_or_below(xp, x)  # occupied levels with a quantile <= x
     low = tf.clip_by_value(above - 1, 0, bins - 1)
     high = tf.clip_by_value(tf.minimum(above, size - 1), 0, bins - 1)
     x0, x1 = tf.gather(xp, low, batch_dims=1), tf.gather(xp, high, batch_dims=1)
@@ -108,6 +109,25 @@ def _occupied(reference: tf.Tensor, values: tf.Tensor) -> tuple[tf.Tensor, tf.Te
     xp = tf.where(tf.range(bins) < size, compact(quantiles), tf.constant(np.inf, _F64))
     fp = compact(tf.broadcast_to(values, tf.shape(reference)))
     return xp, fp, size
+
+
+def _count_at_or_below(sorted_rows: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    """`tf.searchsorted(sorted_rows, x, side="right")` as a binary search of `log2(bins)` gathers.
+
+    XLA lowers `tf.searchsorted` to a comparison of every value with every
+    entry: `bins**2` per row, 48 GiB for three planes of 65536 levels. Each
+    step here gathers one candidate per value instead.
+    """
+    bins = sorted_rows.shape[-1]
+    count = tf.zeros_like(x, tf.int32)
+    step = 1 << (bins.bit_length() - 1)
+    while step:
+        candidate = count + step
+        fits = candidate <= bins
+        below = tf.gather(sorted_rows, tf.minimum(candidate, bins) - 1, batch_dims=1) <= x
+        count = tf.where(fits & below, candidate, count)
+        step >>= 1
+    return count
 
 
 def to_dtype(tables: tf.Tensor, spec: _convert.LevelSpec) -> tf.Tensor:

@@ -117,7 +117,7 @@ class HistogramMatching(Equalizer):
         """The reference as a `tf_histeq.Histogram` (read eagerly), or None before `adapt`."""
         if self.reference_counts is None:
             return None
-        return Histogram(keras.ops.convert_to_numpy(self.reference_counts), value_range=self._reference_range)
+        return Histogram(self.reference_counts.numpy(), value_range=self._reference_range)
 
     def adapt(self, data, *, mask=None) -> None:
         """Pool the histograms of `data` per channel into the reference.
