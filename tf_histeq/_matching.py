@@ -303,7 +303,11 @@ def pooled_histogram(data, *, value_range, bins, mask, has_alpha: Callable[[int]
         if not isinstance(element, tf.TensorSpec):
             fail(TypeError, "data", "yield images, or tuples whose first item is the images", data.element_spec)
         spec = _convert.level_spec(element.dtype, value_range, bins)
-        counted = data.map(lambda *item: count(_convert.as_images(item[0], name="data"), spec))
+        counted = data.map(  # no AutoGraph: no tensor-dependent Python control flow, much faster to trace
+            tf.autograph.experimental.do_not_convert(
+                lambda *item: count(_convert.as_images(item[0], name="data"), spec)
+            )
+        )
         zero = tf.zeros(counted.element_spec.shape, _F64)
         counts = counted.reduce(zero, lambda total, c: total + c).numpy()
     else:
