@@ -242,8 +242,11 @@ class TestContract:
         assert_same_pixels(tf_histeq.match_histograms(image, histogram).numpy(), expected)
         plain = tf_histeq.Histogram([np.bincount(reference[..., c].ravel(), minlength=256) for c in range(3)])
         assert_same_pixels(tf_histeq.match_histograms(image, plain).numpy(), expected)
-        as_tensor = tf.function(lambda x, r: tf_histeq.match_histograms(x, r))(image, tf.constant(reference))
-        assert_same_pixels(as_tensor.numpy(), expected)
+        traced = tf.function(tf_histeq.match_histograms)  # symbolic references: counted in the graph
+        assert_same_pixels(traced(image, tf.constant(reference)).numpy(), expected)
+        gray = reference[..., 1]
+        counts = tf.constant(np.bincount(gray.ravel(), minlength=256), tf.float32)
+        assert_same_pixels(traced(image, counts).numpy(), tf_histeq.match_histograms(image, gray).numpy())
 
     def test_a_batch_reference_is_pooled(self):
         image = make("beta-2-5", (20, 22))
@@ -362,6 +365,8 @@ class TestLayer:
         rgb = make("beta-2-5", (20, 22, 3))
         expected = tf_histeq.match_histograms(rgb, np.arange(256) % 7 + 1, channels="joint").numpy()
         assert_same_pixels(layer(rgb).numpy(), expected.astype(np.float32))
+        half = HistogramMatching(np.arange(256) % 7 + 1, channels="joint", dtype="mixed_float16")
+        assert_same_pixels(half(rgb).numpy(), expected.astype(np.float16))
 
     def test_map_fn_and_numpy_api_equal_the_function(self):
         from tf_histeq.data import map_fn
@@ -372,9 +377,10 @@ class TestLayer:
         expected = tf_histeq.match_histograms(images, reference).numpy()
         dataset = tf.data.Dataset.from_tensor_slices(images).map(map_fn("match_histograms", reference=reference))
         assert_same_pixels(np.stack(list(dataset.as_numpy_iterator())), expected)
-        preprocess = preprocessing_function("match_histograms", reference=reference, channels="joint")
+        kwargs = {"reference": reference, "channels": "joint", "reference_mask": _images.xray_mask(reference.shape)}
+        preprocess = preprocessing_function("match_histograms", **kwargs)
         floats = images[0].astype(np.float32)
-        assert_same_pixels(preprocess(floats), tf_histeq.match_histograms(floats, reference, channels="joint").numpy())
+        assert_same_pixels(preprocess(floats), tf_histeq.match_histograms(floats, **kwargs).numpy())
 
 
 class TestValidation:

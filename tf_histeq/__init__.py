@@ -1,8 +1,9 @@
 """tf_histeq: histogram equalization, CLAHE and histogram matching in TensorFlow ops.
 
-Bit-exact with OpenCV (`cv2.equalizeHist`, `cv2.createCLAHE`) and Pillow
-(`ImageOps.equalize`), per image and per channel, on CPU and GPU, eager, in
-`tf.function`, under XLA and in `tf.data`.
+Bit-exact with OpenCV (`cv2.equalizeHist`, `cv2.createCLAHE`), Pillow
+(`ImageOps.equalize`) and scikit-image (`exposure.match_histograms`), per image
+and per channel, on CPU and GPU, eager, in `tf.function`, under XLA and in
+`tf.data`.
 
 The public names are loaded on first use, so that `import tf_histeq` and the
 `tf-histeq --help` command line do not pay for importing TensorFlow.

@@ -1,9 +1,12 @@
 """The options of every way in: choices, defaults and validators, without TensorFlow.
 
-One schema serves the functions (`tf_histeq.equalize_hist`, `tf_histeq.clahe`),
+One schema serves the functions (`tf_histeq.equalize_hist`, `tf_histeq.clahe`,
+`tf_histeq.match_histograms`),
 the Keras layers, `tf_histeq.data.map_fn`, the NumPy API, the command line and
-the plots, so a choice or a default is written once. This module imports no
-TensorFlow, so `tf-histeq --help` and argument errors stay instant.
+the plots, so a choice or a default is written once. It also holds the
+reference type of `match_histograms` (`Histogram`), checked here in NumPy. This
+module imports no TensorFlow, so `tf-histeq --help` and argument errors stay
+instant.
 
 Every check reads Python values only, so it runs once at trace time and costs
 nothing inside `tf.function`, XLA or `tf.data`. Messages follow one grammar::

@@ -2,11 +2,11 @@
 
 Each function validates its Python arguments and static shapes at trace time
 (`_options`, `_convert`), turns the images into integer levels (`_convert`),
-runs a kernel on the levels (`_histogram`, `_clahe`) and turns the levels back
+runs a kernel on the levels (`_histogram`, `_clahe`, `_matching`) and turns the levels back
 into values of the input dtype. The defaults live in `_options`, which the
 layers, `tf_histeq.data`, the NumPy API and the command line share.
 
-Gradients: there are none. Equalization maps quantized levels through tables
+Gradients: there are none. Every op maps quantized levels through tables
 built from counts, a piecewise-constant function of the pixels, so its true
 derivative is zero almost everywhere and undefined at the steps. Rather than let
 `tf.GradientTape` return a silent `None` (or a misleading partial gradient
@@ -249,7 +249,8 @@ def match_histograms(
     (`np.uint8(127.9) == 127`). Float images whose values lie on the level grid
     (e.g. integer-valued float32 with the default `value_range` and `bins`) get
     skimage's float result exactly; other float values are quantized to `bins`
-    levels first, as in the other ops, and come out unquantized.
+    levels to build the histograms and mappings, as in the other ops, and the
+    output is the interpolated value, not snapped to a level.
 
     Args:
         images: Array or tensor of shape `(H, W)`, `(H, W, C)` or `(N, H, W, C)`,
@@ -284,8 +285,9 @@ def match_histograms(
 
     Empty masks and references: a `mask`, `reference_mask` or `reference`
     known when the function is called or traced (NumPy, eager tensor, constant)
-    must leave a pixel in every image and channel, or a `ValueError` says so. One
-    computed in the graph that turns out empty leaves the images unchanged.
+    must leave a pixel in every image and channel, or a `ValueError` says so; its
+    values are checked then too. One computed in the graph is not checked: if it
+    turns out empty, the images come back unchanged.
 
     Returns:
         A tensor with the same shape and dtype as `images`.
