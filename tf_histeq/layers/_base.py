@@ -116,3 +116,5 @@ class Equalizer(keras.layers.Layer):
     def get_config(self):
         """Return the layer configuration (JSON-serializable)."""
         return {**super().get_config(), **self._op_kwargs}
+
+
