@@ -1,8 +1,9 @@
-"""tf_histeq: histogram equalization and CLAHE in TensorFlow ops.
+"""tf_histeq: histogram equalization, CLAHE and histogram matching in TensorFlow ops.
 
-Bit-exact with OpenCV (`cv2.equalizeHist`, `cv2.createCLAHE`) and Pillow
-(`ImageOps.equalize`), per image and per channel, on CPU and GPU, eager, in
-`tf.function`, under XLA and in `tf.data`.
+Bit-exact with OpenCV (`cv2.equalizeHist`, `cv2.createCLAHE`), Pillow
+(`ImageOps.equalize`) and scikit-image (`exposure.match_histograms`), per image
+and per channel, on CPU and GPU, eager, in `tf.function`, under XLA and in
+`tf.data`.
 
 The public names are loaded on first use, so that `import tf_histeq` and the
 `tf-histeq --help` command line do not pay for importing TensorFlow.
@@ -17,6 +18,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "equalize_hist": "tf_histeq.ops",
     "clahe": "tf_histeq.ops",
+    "match_histograms": "tf_histeq.ops",
+    "reference_histogram": "tf_histeq.ops",
+    "Histogram": "tf_histeq._options",
     "histogram_equalization": "tf_histeq.numpy_api",
     "preprocessing_function": "tf_histeq.numpy_api",
 }

@@ -1,9 +1,12 @@
 """The options of every way in: choices, defaults and validators, without TensorFlow.
 
-One schema serves the functions (`tf_histeq.equalize_hist`, `tf_histeq.clahe`),
+One schema serves the functions (`tf_histeq.equalize_hist`, `tf_histeq.clahe`,
+`tf_histeq.match_histograms`),
 the Keras layers, `tf_histeq.data.map_fn`, the NumPy API, the command line and
-the plots, so a choice or a default is written once. This module imports no
-TensorFlow, so `tf-histeq --help` and argument errors stay instant.
+the plots, so a choice or a default is written once. It also holds the
+reference type of `match_histograms` (`Histogram`), checked here in NumPy. This
+module imports no TensorFlow, so `tf-histeq --help` and argument errors stay
+instant.
 
 Every check reads Python values only, so it runs once at trace time and costs
 nothing inside `tf.function`, XLA or `tf.data`. Messages follow one grammar::
@@ -23,6 +26,7 @@ MAX_BINS = 65536
 METHODS = ("opencv", "pil")
 CHANNELS = ("per_channel", "luminance", "joint")
 CLAHE_CHANNELS = ("per_channel", "luminance")
+MATCH_CHANNELS = ("per_channel", "joint")
 ALPHA_CHOICES = ("auto", True, False)
 
 # The defaults of every op keyword. The functions' signatures read them from here.
@@ -163,9 +167,19 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
         "alpha": ALPHA,
         "mask": None,
     },
+    # `reference` is required by the function; None here lets the layer take it later (`adapt`).
+    "match_histograms": {
+        "reference": None,
+        "value_range": None,
+        "bins": None,
+        "channels": CHANNEL_MODE,
+        "alpha": ALPHA,
+        "mask": None,
+        "reference_mask": None,
+    },
 }
 OP_NAMES = tuple(OP_DEFAULTS)
-CHANNEL_CHOICES = {"equalize_hist": CHANNELS, "clahe": CLAHE_CHANNELS}
+CHANNEL_CHOICES = {"equalize_hist": CHANNELS, "clahe": CLAHE_CHANNELS, "match_histograms": MATCH_CHANNELS}
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "value_range": lambda op, v: check_value_range(v),
@@ -175,11 +189,13 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "clip_limit": lambda op, v: check_clip_limit(v),
     "tile_grid_size": lambda op, v: check_grid(v),
     "alpha": lambda op, v: check_alpha(v),
+    "reference": lambda op, v: check_reference(v),
+    "reference_mask": lambda op, v: None if v is None else FrozenArray(v),
 }
 
 
 def check_option(op: str, name: str, value: Any) -> Any:
-    """Validate and normalize one keyword argument of `op` (the masks pass through)."""
+    """Validate and normalize one keyword argument of `op` (`mask` passes through)."""
     check = _CHECKS.get(name)
     return value if check is None else check(op, value)
 
@@ -192,13 +208,15 @@ def resolve(op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()
     functions' own messages. A `mask` in `kwargs` is kept as it is.
 
     Args:
-        op: `"equalize_hist"` or `"clahe"`.
+        op: `"equalize_hist"`, `"clahe"` or `"match_histograms"`.
         kwargs: Keyword arguments for the function.
         exclude: Keyword arguments of the function that the caller does not accept.
 
     Returns:
         The options with tuples for pairs and a float `clip_limit`, so equal
-        configurations compare equal.
+        configurations compare equal, and arrays (`reference`,
+        `reference_mask`) as read-only copies hashed by identity, so the
+        options can key a cache.
 
     Raises:
         TypeError: If a keyword is not one of the function's, or has the wrong type.
@@ -212,3 +230,150 @@ def resolve(op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()
     checked = {name: OP_DEFAULTS[op][name] for name in accepted if name != "mask"}
     checked.update(kwargs)
     return {name: check_option(op, name, value) for name, value in checked.items()}
+
+
+# --------------------------------------------------------------------------- reference histograms
+
+
+class FrozenArray:
+    """A read-only copy of an array option, hashed by identity.
+
+    Options dicts key the compiled-function caches of the NumPy API; a NumPy
+    array is unhashable and could change under a cached graph, a frozen copy
+    can do neither. NumPy and TensorFlow read it through `__array__`.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, value: Any):
+        import numpy as np  # here, so that the command line's --help stays light
+
+        array = np.array(value)
+        array.flags.writeable = False
+        self.array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"<array shape={self.array.shape} dtype={self.array.dtype}>"
+
+
+class Histogram:
+    """Reference counts for `tf_histeq.match_histograms`: one row of `bins` counts per channel.
+
+    A 1-D array of counts can be passed to `match_histograms` as it is; this
+    type carries a per-channel `(C, bins)` histogram (a 2-D array would read as
+    a gray image) and, when known, the `value_range` of the images it was
+    counted on, which `match_histograms` checks against the images'.
+    `tf_histeq.reference_histogram` returns one; histograms of the same shape
+    and range add up (`sum(histograms)` pools them).
+
+    Args:
+        counts: `(bins,)` or `(C, bins)` non-negative finite numbers with a
+            positive total in every row: pixel counts per level (`np.bincount`,
+            `np.histogram`), or any target distribution. Copied.
+        value_range: Optional `(low, high)` of the images the counts describe.
+
+    Raises:
+        TypeError: If `counts` is not an array of numbers or `value_range` not a pair.
+        ValueError: If `counts` has a bad shape, negative or non-finite values,
+            or an empty row.
+
+    Example:
+        >>> import numpy as np
+        >>> from tf_histeq import Histogram
+        >>> ramp = np.zeros(256)
+        >>> ramp[100:110] = 1  # ten equally likely levels
+        >>> pooled = sum([Histogram(ramp), Histogram(ramp)])
+        >>> pooled.counts.shape, pooled.counts.sum(), pooled.channels, pooled.bins
+        ((1, 256), np.float64(20.0), 1, 256)
+    """
+
+    __slots__ = ("_counts", "_value_range")
+
+    def __init__(self, counts: Any, *, value_range: Any = None):
+        self._counts = check_counts(counts)
+        self._value_range = check_value_range(value_range)
+
+    @property
+    def counts(self):
+        """The counts, a read-only float64 array of shape `(C, bins)`."""
+        return self._counts
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        """`(low, high)` of the images the counts describe, or None."""
+        return self._value_range
+
+    @property
+    def channels(self) -> int:
+        """Number of rows (channels)."""
+        return self._counts.shape[0]
+
+    @property
+    def bins(self) -> int:
+        """Number of levels."""
+        return self._counts.shape[1]
+
+    def __add__(self, other: Histogram) -> Histogram:
+        if not isinstance(other, Histogram):
+            return NotImplemented
+        if other.counts.shape != self.counts.shape or other.value_range != self.value_range:
+            fail(
+                ValueError,
+                "other",
+                f"have the shape {self.counts.shape} and value_range {self.value_range} of the histogram it joins",
+                other,
+            )
+        return Histogram(self.counts + other.counts, value_range=self.value_range)
+
+    def __radd__(self, other: Any) -> Histogram:
+        if isinstance(other, numbers.Number) and other == 0:  # `sum()` starts from 0
+            return self
+        return self.__add__(other)
+
+    def __repr__(self) -> str:
+        return f"Histogram(channels={self.channels}, bins={self.bins}, value_range={self.value_range})"
+
+
+def check_counts(value: Any, *, name: str = "counts"):
+    """Return `value` as a read-only float64 `(C, bins)` array of valid histogram counts."""
+    import numpy as np
+
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        fail(TypeError, f"{name}.dtype", "be a number type (counts per level)", str(array.dtype))
+    if array.ndim not in (1, 2) or array.shape[-1] < 2 or array.shape[-1] > MAX_BINS or array.size == 0:
+        fail(ValueError, f"{name}.shape", f"be (bins,) or (C, bins) with 2 <= bins <= {MAX_BINS}", array.shape)
+    counts = np.array(array, dtype=np.float64, ndmin=2)
+    if np.isnan(counts).any() or (counts < 0).any():
+        fail(ValueError, f"{name}.min()", "be a number >= 0 (counts cannot be negative or NaN)", float(counts.min()))
+    if np.isinf(counts).any():
+        fail(ValueError, f"{name}.max()", "be finite", float(counts.max()))
+    totals = counts.sum(axis=-1)
+    if not (totals > 0).all():
+        fail(
+            ValueError,
+            f"{name}.sum(axis=-1)",
+            "be positive in every row (an empty histogram has nothing to match)",
+            totals.tolist(),
+        )
+    counts.flags.writeable = False
+    return counts
+
+
+def check_reference(value: Any, *, name: str = "reference") -> Any:
+    """Return the `reference` option as a `Histogram`, a `FrozenArray`, a symbolic tensor, or None.
+
+    Only the kind of object is checked here; `match_histograms` checks the
+    shape, dtype and values against the images.
+    """
+    if value is None or isinstance(value, (Histogram, FrozenArray)):
+        return value
+    if isinstance(value, (str, bytes, Mapping)):
+        fail(TypeError, name, "be an image, a (bins,) array of counts or a tf_histeq.Histogram", type(value).__name__)
+    try:
+        return FrozenArray(value)  # NumPy arrays, lists and eager tensors
+    except (TypeError, ValueError, NotImplementedError):
+        return value  # a symbolic tensor: checked when traced

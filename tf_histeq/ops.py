@@ -1,12 +1,12 @@
-"""The public operations: `equalize_hist` and `clahe`.
+"""The public operations: `equalize_hist`, `clahe` and `match_histograms`.
 
 Each function validates its Python arguments and static shapes at trace time
 (`_options`, `_convert`), turns the images into integer levels (`_convert`),
-runs a kernel on the levels (`_histogram`, `_clahe`) and turns the levels back
+runs a kernel on the levels (`_histogram`, `_clahe`, `_matching`) and turns the levels back
 into values of the input dtype. The defaults live in `_options`, which the
 layers, `tf_histeq.data`, the NumPy API and the command line share.
 
-Gradients: there are none. Equalization maps quantized levels through tables
+Gradients: there are none. Every op maps quantized levels through tables
 built from counts, a piecewise-constant function of the pixels, so its true
 derivative is zero almost everywhere and undefined at the steps. Rather than let
 `tf.GradientTape` return a silent `None` (or a misleading partial gradient
@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from tf_histeq import _clahe, _convert, _histogram, _options
-from tf_histeq._options import fail
+from tf_histeq import _clahe, _convert, _histogram, _matching, _options
+from tf_histeq._options import Histogram, fail
 
 # OpenCV's fixed-point RGB -> Y coefficients (cv::COLOR_RGB2YCrCb, 14 fractional bits):
 # 0.299, 0.587 and 0.114 scaled by 2**14. Using them makes the Y plane, and so its
@@ -36,9 +36,10 @@ _Y_SHIFT = 14
 class _Tables(NamedTuple):
     """Per-plane lookup tables from a global kernel, applied by `_run` in the output dtype."""
 
-    luts: tf.Tensor  # int32 (N, Q, bins) levels
+    luts: tf.Tensor  # int32 (N, Q, bins) levels, or output values if `values`
     keep: tf.Tensor  # bool (N, Q): return this plane unchanged
     joint: bool  # one table for all planes of an image (Q == 1)
+    values: bool = False  # the tables hold output values (the input dtype), not levels
 
 
 # A kernel maps int32 levels (N, H, W, P) and an optional validity mask to either
@@ -215,7 +216,171 @@ def clahe(
         return _run("clahe", images, spec, channels, alpha, mask, kernel)
 
 
-OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe}
+# No tensor-dependent Python control flow: AutoGraph, which `tf.function` applies to
+# what it calls, would only spend seconds converting the helpers (10x the trace).
+@tf.autograph.experimental.do_not_convert
+def match_histograms(
+    images,
+    reference,
+    *,
+    value_range=None,
+    bins=None,
+    channels=_options.CHANNEL_MODE,
+    alpha=_options.ALPHA,
+    mask=None,
+    reference_mask=None,
+):
+    """Map every channel of every image so that its histogram matches a reference's.
+
+    Each (image, channel) plane gets its own mapping, from its own histogram:
+    batch-mates never influence each other. A source level whose quantile (the
+    fraction of the plane's pixels at or below it) is `q` maps to the value at
+    quantile `q` of the reference, linearly interpolated between the reference's
+    occupied levels: scikit-image's `exposure.match_histograms`, computed on
+    float64 tables.
+
+    Parity: for integer images, the result is the round-half-even of
+    `skimage.exposure.match_histograms(plane, reference_plane)` (float64)
+    plane by plane, bit for bit, for uint8, and for uint16 with any
+    `value_range` and one bin per level (12-bit data: `value_range=(0, 4095),
+    bins=4096`). `channels="joint"` equals skimage on whole multichannel
+    arrays (no `channel_axis`). skimage's own `channel_axis=-1` result differs:
+    it writes its float64 values into the input dtype, which truncates
+    (`np.uint8(127.9) == 127`). Float images whose values lie on the level grid
+    (e.g. integer-valued float32 with the default `value_range` and `bins`) get
+    skimage's float result exactly; other float values are quantized to `bins`
+    levels to build the histograms and mappings, as in the other ops, and the
+    output is the interpolated value, not snapped to a level.
+
+    Args:
+        images: Array or tensor of shape `(H, W)`, `(H, W, C)` or `(N, H, W, C)`,
+            channels last, dtype uint8, uint16, int32, float16, bfloat16, float32
+            or float64. The input is never modified.
+        reference: What to match, one of:
+            - an image `(H', W')` or `(H', W', C')` of any size, or a batch
+              `(N', H', W', C')` (pooled), read like `images` (same `value_range`
+              and `bins`; the same dtype for integer images, any dtype for float
+              ones). `C'` is 1 (used for every channel), the number of colour
+              channels, or the number of channels (its alpha is dropped);
+            - a 1-D array of `bins` counts, used for every channel;
+            - a `tf_histeq.Histogram` of `(1 or C, bins)` counts, e.g. from
+              `tf_histeq.reference_histogram` (pooled over a dataset).
+        value_range: `(low, high)` of the pixel values; defaults as in
+            `equalize_hist` (uint8 `(0, 255)`, uint16 `(0, 65535)`, float `(0, 255)`).
+            Values outside it are clipped; float NaN pixels are left out of the
+            histograms and stay NaN.
+        bins: Number of histogram bins; defaults as in `equalize_hist` (256 for
+            uint8 and float, 65536 for uint16).
+        channels: `"per_channel"` (each channel matched to the same channel of
+            the reference) or `"joint"` (one histogram over all channels of an
+            image, one over all channels of the reference, one mapping).
+        alpha: `"auto"`, True or False, as in `equalize_hist`: with `"auto"`
+            the last of 2 or 4 channels is alpha and passes through unchanged.
+        mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
+            either with a trailing 1. Only pixels inside it build the images'
+            histograms; every pixel is mapped (a level absent from the mask maps
+            like the nearest level below it that is present).
+        reference_mask: Optional mask of the reference image, `(H', W')` or
+            `(H', W', 1)`: only its pixels build the reference histogram.
+
+    Empty masks and references: a `mask`, `reference_mask` or `reference`
+    known when the function is called or traced (NumPy, eager tensor, constant)
+    must leave a pixel in every image and channel, or a `ValueError` says so; its
+    values are checked then too. One computed in the graph is not checked: if it
+    turns out empty, the images come back unchanged.
+
+    Returns:
+        A tensor with the same shape and dtype as `images`.
+
+    Raises:
+        TypeError: If `images`, `reference` or a mask has an unsupported dtype, an
+            integer `reference` image has another dtype than `images`, or an
+            argument has the wrong type.
+        ValueError: If `images` is not rank 2, 3 or 4, `reference` does not fit
+            the images (bins, channels, value range), a histogram has negative
+            or non-finite counts, a known mask or reference is empty, or an
+            argument has a bad value.
+        LookupError: When a gradient through the result is computed (there is none).
+
+    Example:
+        >>> import numpy as np
+        >>> import tf_histeq
+        >>> image = np.array([[10, 10, 20, 30]], np.uint8)  # quantiles 0.5, 0.75, 1
+        >>> reference = np.array([[0, 100, 201, 201]], np.uint8)  # quantiles 0.25, 0.5, 1
+        >>> tf_histeq.match_histograms(image, reference).numpy()  # 0.75 -> (100 + 201) / 2 = 150.5 -> 150
+        array([[100, 100, 150, 201]], dtype=uint8)
+    """
+    with tf.name_scope("match_histograms"):
+        images = _convert.as_images(images)
+        channels = _options.check_option("match_histograms", "channels", channels)
+        alpha = _options.check_alpha(alpha)
+        spec = _convert.level_spec(images.dtype, value_range, bins)
+        has_alpha = _has_alpha(alpha, images.shape[-1] if images.shape.rank > 2 else 1)
+        counts = _matching.reference_counts(reference, reference_mask, images, spec, has_alpha).counts
+        _matching.check_selects_pixels(mask, images)
+        joint = channels == "joint"
+        if joint:
+            counts = tf.reduce_sum(counts, axis=0, keepdims=True)
+        values = _matching.level_values(spec)
+
+        def kernel(levels, valid):
+            tables, keep = _matching.match_tables(
+                _histogram.histograms(levels, spec.bins, valid, joint=joint), counts, values
+            )
+            return _Tables(_matching.to_dtype(tables, spec), keep, joint, values=True)
+
+        return _run("match_histograms", images, spec, channels, alpha, mask, kernel)
+
+
+def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALPHA, mask=None) -> Histogram:
+    """Count the levels of images, pooled per channel: a reference for `match_histograms`.
+
+    The counts of every image are added, channel by channel, so matching to the
+    result is exactly matching to all the images side by side in one reference
+    image. The images are read as `match_histograms` reads its images (the same
+    `value_range`, `bins` and alpha rule), so pass the options you will match
+    with; the result records its `value_range`, which `match_histograms` checks.
+
+    Args:
+        data: An array or tensor `(H, W)`, `(H, W, C)` or `(N, H, W, C)`; or a
+            `tf.data.Dataset` (of such images or batches; of `(images, ...)`
+            tuples, whose first item is taken, as Keras `adapt` does); or any
+            iterable of arrays (e.g. decoded files of different sizes). All of
+            one dtype and channel count.
+        value_range: `(low, high)` of the pixel values; defaults as in `match_histograms`.
+        bins: Number of levels; defaults as in `match_histograms`.
+        alpha: `"auto"`, True or False: the alpha channel is not counted.
+        mask: Optional mask `(H, W)` (or `(N, H, W)` for one batch) applied to
+            every element: only pixels inside it are counted.
+
+    Returns:
+        A `tf_histeq.Histogram` of shape `(C, bins)` (C colour channels).
+
+    Raises:
+        TypeError: If an element has an unsupported dtype or an argument has the wrong type.
+        ValueError: If the elements disagree in dtype or channels, no pixel is
+            counted in some channel, or an argument has a bad value.
+
+    Example:
+        >>> import numpy as np
+        >>> import tf_histeq
+        >>> day1 = np.full((2, 2), 50, np.uint8)
+        >>> day2 = np.array([[50, 60, 70, 80, 90, 100]], np.uint8)
+        >>> reference = tf_histeq.reference_histogram([day1, day2])  # two sizes, pooled
+        >>> reference.counts[0, [50, 60, 100]]
+        array([5., 1., 1.])
+        >>> image = np.array([[0, 1, 2, 3]], np.uint8)  # quantiles 0.25, 0.5, 0.75, 1
+        >>> tf_histeq.match_histograms(image, reference).numpy()  # 0.75: halfway from 70 (0.7) to 80 (0.8)
+        array([[ 50,  50,  75, 100]], dtype=uint8)
+    """
+    alpha = _options.check_alpha(alpha)
+    return _matching.pooled_histogram(
+        data, value_range=value_range, bins=bins, mask=mask, has_alpha=lambda n: _has_alpha(alpha, n)
+    )
+
+
+OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe, "match_histograms": match_histograms}
+
 
 def _run(
     op: str,
@@ -271,7 +436,8 @@ def _run(
         if isinstance(result, _Tables):
             # Map the small tables to output values first: one gather, in the output dtype.
             keep = result.keep
-            out = _histogram.apply_luts(_convert.to_values(result.luts, spec), levels, joint=result.joint)
+            tables = result.luts if result.values else _convert.to_values(result.luts, spec)
+            out = _histogram.apply_luts(tables, levels, joint=result.joint)
         else:
             out = _convert.to_values(result, spec)
 

@@ -1,4 +1,4 @@
-"""Keras 3 layers: `HistogramEqualization` and `CLAHE`.
+"""Keras 3 layers: `HistogramEqualization`, `CLAHE` and `HistogramMatching`.
 
 Each layer stores its configuration, validates it in `__init__` with the same
 validators (and messages) as the function it wraps, and delegates to the
@@ -50,5 +50,6 @@ passed. The layer consumes the mask: its output carries none.
 from __future__ import annotations
 
 from tf_histeq.layers._equalization import CLAHE, HistogramEqualization
+from tf_histeq.layers._matching import HistogramMatching
 
-__all__ = ["CLAHE", "HistogramEqualization"]
+__all__ = ["CLAHE", "HistogramEqualization", "HistogramMatching"]
