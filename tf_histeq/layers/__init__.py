@@ -50,5 +50,6 @@ passed. The layer consumes the mask: its output carries none.
 from __future__ import annotations
 
 from tf_histeq.layers._equalization import CLAHE, HistogramEqualization
+from tf_histeq.layers._random import RandomCLAHE, RandomEqualization
 
-__all__ = ["CLAHE", "HistogramEqualization"]
+__all__ = ["CLAHE", "HistogramEqualization", "RandomCLAHE", "RandomEqualization"]
