@@ -280,6 +280,7 @@ def _clip_limits(clip_limit, images: tf.Tensor) -> float | tf.Tensor:
             limits = tf.identity(limits)
     return limits
 
+
 def _run(
     op: str,
     images: tf.Tensor,

@@ -15,9 +15,15 @@ Keras's base class for them lives in the private `keras.src` package. So:
   entry back unchanged (contrast changes move no box and no mask); the
   `transform_labels`, `transform_bounding_boxes` and
   `transform_segmentation_masks` methods return their input;
-- the randomness comes from a `keras.random.SeedGenerator(seed)`, a layer
-  variable: two layers with the same seed give the same outputs, call after
-  call, and a saved model resumes from its generator's state.
+- the randomness comes from a `keras.random.SeedGenerator(seed)`: two layers
+  with the same seed give the same outputs, call after call. Like Keras's
+  own random layers, a model reloaded from a `.keras` file starts again from
+  the seed (the generator's state is not saved). Under a `tf.distribute`
+  strategy each replica folds its id into the drawn seed, so the images of
+  different replicas get different draws. Keras leaves XLA off under a
+  strategy (`jit_compile="auto"`); `jit_compile=True` there fails for every
+  layer with a seed generator, `keras.layers.RandomContrast` included
+  (the generator's variable lives on each replica's device).
 """
 
 from __future__ import annotations
@@ -87,6 +93,11 @@ class _RandomEqualizer(Equalizer):
             seed = self.generator
         if not tf.is_tensor(seed):  # an int or a SeedGenerator: a stateless seed drawn from it
             seed = keras.random.randint([2], minval=0, maxval=2**31 - 1, dtype="int32", seed=seed)
+        replicas = tf.distribute.get_replica_context()
+        if replicas is not None and replicas.num_replicas_in_sync > 1:
+            # Every replica holds the same generator state: without this, the images at
+            # the same place of each replica's part of the batch would get the same draws.
+            seed = tf.random.experimental.stateless_fold_in(seed, replicas.replica_id_in_sync_group)
         return _augment.draw(seed, count, factor=self.factor, clip_limit=self._clip_range)
 
     def transform_images(self, images, transformation=None, training=True):
