@@ -12,7 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
+
+# The stateless algorithm, named: "auto_select" may pick another one per device and
+# under XLA, and then draws differently.
+ALG = "philox"
+# Uniform draws are multiples of 2**-24 in [0, 1), from 24 random bits.
+_UNIT_BITS = 24
+
+
+def _uniform(count, seed: tf.Tensor) -> tf.Tensor:
+    """`count` uniform float64 draws in [0, 1), the same eagerly, in graphs and under XLA.
+
+    TensorFlow's stateless *float* draws come out differently under XLA; its
+    integer draws (the raw Philox bits) do not. Multiples of 2**-24 are exact
+    in float32 and float64.
+    """
+    bits = tf.random.stateless_uniform([count], seed, minval=0, maxval=2**_UNIT_BITS, dtype=tf.int32, alg=ALG)
+    return tf.cast(bits, tf.float64) * 2.0**-_UNIT_BITS
 
 
 def draw(
@@ -25,17 +43,21 @@ def draw(
         count: Number of images (an int or a scalar int32 tensor).
         factor: Probability that an image is transformed.
         clip_limit: A clip limit or a `(min, max)` range to sample each image's
-            limit from uniformly; None for no clip limit (global equalization).
+            limit from uniformly (in steps of `(max - min) / 2**24`); None for
+            no clip limit (global equalization).
 
     Returns:
         `{"apply": bool (count,)}`, plus `"clip_limit": float32 (count,)` when
         `clip_limit` is given.
     """
-    apply_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    transformation = {"apply": tf.random.stateless_uniform([count], apply_seed) < factor}
+    apply_seed, clip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2, alg=ALG))
+    transformation = {"apply": _uniform(count, apply_seed) < factor}
     if clip_limit is not None:
         low, high = clip_limit if isinstance(clip_limit, tuple) else (clip_limit, clip_limit)
-        transformation["clip_limit"] = tf.random.stateless_uniform([count], clip_seed, minval=low, maxval=high)
+        # A float32 span times 24 bits is exact in float64, so the sum is rounded once
+        # whether or not a compiler fuses it into a multiply-add (XLA does on CPU).
+        span = float(np.float32(high - low))
+        transformation["clip_limit"] = tf.cast(low + span * _uniform(count, clip_seed), tf.float32)
     return transformation
 
 

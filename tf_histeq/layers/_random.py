@@ -91,13 +91,15 @@ class _RandomEqualizer(Equalizer):
             return _augment.draw(tf.zeros([2], tf.int32), count, factor=0.0, clip_limit=low)
         if seed is None:
             seed = self.generator
-        if not tf.is_tensor(seed):  # an int or a SeedGenerator: a stateless seed drawn from it
-            seed = keras.random.randint([2], minval=0, maxval=2**31 - 1, dtype="int32", seed=seed)
+        if isinstance(seed, keras.random.SeedGenerator):
+            seed = seed.next()  # its state, then advanced
+        elif not tf.is_tensor(seed):
+            seed = tf.constant([_options.check_seed(seed, optional=False), 0], tf.int64)
         replicas = tf.distribute.get_replica_context()
         if replicas is not None and replicas.num_replicas_in_sync > 1:
             # Every replica holds the same generator state: without this, the images at
             # the same place of each replica's part of the batch would get the same draws.
-            seed = tf.random.experimental.stateless_fold_in(seed, replicas.replica_id_in_sync_group)
+            seed = tf.random.experimental.stateless_fold_in(seed, replicas.replica_id_in_sync_group, alg=_augment.ALG)
         return _augment.draw(seed, count, factor=self.factor, clip_limit=self._clip_range)
 
     def transform_images(self, images, transformation=None, training=True):
@@ -189,7 +191,7 @@ class RandomCLAHE(_RandomEqualizer):
         >>> layer = RandomCLAHE(clip_limit=(1.0, 4.0), tile_grid_size=(1, 1))
         >>> transformation = layer.get_random_transformation(images, seed=1)
         >>> transformation["clip_limit"].numpy().round(2)  # one limit per image
-        array([2.81, 3.14, 1.58], dtype=float32)
+        array([2.52, 3.17, 1.96], dtype=float32)
         >>> layer.transform_images(images, transformation).numpy()[:, 0, :3, 0]  # clipped at 2, 3 and 1 per bin
         array([[103., 106., 109.],
                [104., 108., 112.],
