@@ -321,6 +321,15 @@ class TestLayerContract:
         config = RandomEqualization(factor=0.3, method="pil", seed=1, name="eq").get_config()
         assert RandomEqualization.from_config(json.loads(json.dumps(config))).get_config() == config
 
+    def test_mixed_float16(self):
+        images = batch(3)
+        layer = RandomCLAHE(tile_grid_size=GRID, dtype="mixed_float16")
+        transformation = layer.get_random_transformation(images, seed=3)
+        out = layer.transform_images(images.astype(np.float32), transformation)
+        assert out.dtype == tf.float16
+        expected = cv2_each(images, transformation["clip_limit"].numpy()).astype(np.float16)
+        assert_same_pixels(out.numpy(), expected)
+
     def test_other_keras_backends_are_refused_with_the_way_out(self, monkeypatch):
         layer = RandomCLAHE()
         monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
@@ -351,16 +360,22 @@ class TestLayerInModels:
         probe = keras.Sequential(model.layers[:2])
         assert_same_pixels(probe.predict(images, verbose=0), images.astype(np.float32))
 
-    def test_functional_model_saves_and_reloads(self, tmp_path):
-        images = batch(3)
+    def test_functional_fit_then_save_and_reload(self, tmp_path):
+        images = batch(4)
         inputs = keras.Input((None, None, 1), dtype="uint8")
-        model = keras.Model(inputs, RandomCLAHE(clip_limit=(2.0, 5.0), tile_grid_size=GRID, factor=0.5, seed=6)(inputs))
-        fresh = keras.models.clone_model(model)  # same config, generator at its seed
-        model(images, training=True)  # advances the generator
-        model.save(tmp_path / "m.keras")
+        augmented = RandomCLAHE(clip_limit=(2.0, 5.0), tile_grid_size=GRID, factor=0.5, seed=6, name="augment")(inputs)
+        outputs = keras.layers.Dense(1)(
+            keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(augmented))
+        )
+        model = keras.Model(inputs, outputs)
+        augment = keras.Model(inputs, augmented)
+        fresh = keras.models.clone_model(augment)  # the same config, its generator at the seed
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(images, np.zeros(4, np.float32), batch_size=2, epochs=1, verbose=0)  # advances the generator
+        augment.save(tmp_path / "m.keras")
         loaded = keras.models.load_model(tmp_path / "m.keras")
-        assert type(loaded.layers[-1]) is RandomCLAHE
-        assert loaded.layers[-1].get_config() == model.layers[-1].get_config()
+        layer = loaded.get_layer("augment")
+        assert type(layer) is RandomCLAHE and layer.get_config() == model.get_layer("augment").get_config()
         # Like Keras's random layers, a reloaded model starts again from the seed.
         assert_same_pixels(loaded(images, training=True).numpy(), fresh(images, training=True).numpy())
         assert_same_pixels(loaded.predict(images, verbose=0), images.astype(np.float32))

@@ -72,8 +72,9 @@ class _RandomEqualizer(Equalizer):
         Args:
             data: Images `(N, H, W, C)` or `(H, W, C)` (one image), or a dict
                 with them under `"images"`.
-            training: With False, no image is transformed (and no random
-                number drawn).
+            training: With False, no image is transformed (`"apply"` is all
+                False, `"clip_limit"` the lowest limit) and the seed generator
+                is not advanced.
             seed: None (the layer's seed generator), an int, a
                 `keras.random.SeedGenerator`, or a stateless seed: an int
                 tensor of shape `(2,)`.
@@ -86,9 +87,12 @@ class _RandomEqualizer(Equalizer):
         images = data["images"] if isinstance(data, dict) else data
         images = tf.convert_to_tensor(images)
         count = tf.shape(images)[0] if images.shape.rank == 4 else 1
-        if not training:
-            low = self._clip_range[0] if isinstance(self._clip_range, tuple) else self._clip_range
-            return _augment.draw(tf.zeros([2], tf.int32), count, factor=0.0, clip_limit=low)
+        if not training:  # nothing to transform; the generator is not advanced
+            transformation = {"apply": tf.zeros([count], tf.bool)}
+            if self._clip_range is not None:
+                low = self._clip_range[0] if isinstance(self._clip_range, tuple) else self._clip_range
+                transformation["clip_limit"] = tf.fill([count], tf.constant(low, tf.float32))
+            return transformation
         if seed is None:
             seed = self.generator
         if isinstance(seed, keras.random.SeedGenerator):
