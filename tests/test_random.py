@@ -109,7 +109,7 @@ class TestPerImageClipLimits:
             (
                 np.ones((3, 1)),
                 ValueError,
-                r"`clip_limit.shape` must be \(\) or \(N,\): one limit per image. Received: clip_limit.shape=TensorShape\(\[3, 1\]\).",
+                r"`clip_limit.shape` must be \(\) or \(N,\): one limit per image. Received: clip_limit.shape=\(3, 1\).",
             ),
             (
                 np.array([1, 2, 3]),
