@@ -259,7 +259,8 @@ def _clip_limits(clip_limit, images: tf.Tensor) -> float | tf.Tensor:
     if not limits.dtype.is_floating:
         fail(TypeError, "clip_limit.dtype", "be a float dtype for per-image limits", limits.dtype.name)
     if limits.shape.rank is None or limits.shape.rank > 1:
-        fail(ValueError, "clip_limit.shape", "be () or (N,): one limit per image", limits.shape.rank and tuple(limits.shape))
+        shape = None if limits.shape.rank is None else tuple(limits.shape)
+        fail(ValueError, "clip_limit.shape", "be () or (N,): one limit per image", shape)
     count = images.shape[0] if images.shape.rank == 4 else 1
     length = limits.shape[0] if limits.shape.rank == 1 else None
     if length is not None and count is not None and length != count:
