@@ -40,7 +40,7 @@ def clahe_levels(
     levels: tf.Tensor,
     *,
     bins: int,
-    clip_limit: float,
+    clip_limit: float | tf.Tensor,
     grid: tuple[int, int],
     valid: tf.Tensor | None = None,
 ) -> tf.Tensor:
@@ -64,7 +64,8 @@ def clahe_levels(
             and `W` may be unknown when tracing; `P` must be static.
         bins: Number of levels, 2..65536 (256 for uint8, 65536 for uint16 parity).
         clip_limit: OpenCV's clip limit (a multiple of the mean bin count of a
-            tile); `<= 0` disables clipping.
+            tile); `<= 0` disables clipping. A Python number, or a float tensor
+            of shape `(N,)` (or `()`) with one limit per image.
         grid: `(rows, cols)` of tiles, each >= 1. OpenCV's `tileGridSize` is
             `(cols, rows)`.
         valid: Optional bool tensor broadcastable to `(N, H, W, P)`, with a static
@@ -203,28 +204,38 @@ def _tile_histograms(levels: tf.Tensor, valid: tf.Tensor | None, g: _Geometry, b
     return tf.reshape(counts, [g.batch, rows * cols, planes, bins])
 
 
-def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float) -> tf.Tensor:
+def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float | tf.Tensor) -> tf.Tensor:
     """OpenCV's clipped, redistributed and scaled tile tables: int32, same shape as `hist`.
 
     Args:
-        hist: int32 `(..., bins)` tile histograms.
+        hist: int32 `(N, tiles, P, bins)` tile histograms.
         area: int32 pixel count per tile, broadcastable to `hist` (scalar without a mask).
         bins: Number of levels.
-        clip_limit: OpenCV's clip limit; `<= 0` disables clipping.
+        clip_limit: OpenCV's clip limit; `<= 0` disables clipping. A Python
+            number, or a float tensor of shape `(N,)` or `()`: one limit per image.
     """
-    if clip_limit > 0:
+    per_image = tf.is_tensor(clip_limit)
+    if per_image or clip_limit > 0:
         # clip = max(int(clipLimit * area / bins), 1): a float64 product and quotient,
         # truncated toward zero (static_cast<int>), as in OpenCV. The divisor must not
         # be a constant: tf.function (Grappler) and XLA turn a division by a constant
         # into a multiplication by its reciprocal, a different float64 for bins that
         # are not powers of two. Adding a zero known only at run time keeps it a division.
         runtime_zero = tf.minimum(tf.reduce_min(hist[..., :1]), 0)  # counts are >= 0
-        quotient = float(clip_limit) * tf.cast(area, tf.float64) / tf.cast(bins + runtime_zero, tf.float64)
+        if per_image:  # float16/32 -> float64 is exact: the limit OpenCV gets as a double
+            limit = tf.reshape(tf.cast(clip_limit, tf.float64), [-1, 1, 1, 1])
+        else:
+            limit = float(clip_limit)
+        quotient = limit * tf.cast(area, tf.float64) / tf.cast(bins + runtime_zero, tf.float64)
         # A quotient of 2**31 or more overflows OpenCV's int conversion; on x86-64 it
         # gives INT_MIN and then a clip count of 1. Reproduced here explicitly (a float
         # to int32 cast out of range is undefined, and XLA saturates it instead).
         clip = tf.where(quotient < 2.0**31, tf.cast(tf.minimum(quotient, 2.0**31 - 1), tf.int32), 1)
         clip = tf.maximum(clip, 1)
+        if per_image:
+            # Images whose limit is not > 0 (NaN included, as OpenCV's `clipLimit > 0`
+            # test) are not clipped: a count no bin reaches leaves no excess to spread.
+            clip = tf.where(limit > 0, clip, tf.int32.max)
         excess = tf.reduce_sum(tf.maximum(hist - clip, 0), axis=-1, keepdims=True)
         hist = tf.minimum(hist, clip)
         # Spread the excess: `batch` on every bin, then +1 on bins 0, step, 2*step, ...

@@ -35,6 +35,11 @@ TILE_GRID_SIZE = (8, 8)
 METHOD = "opencv"
 CHANNEL_MODE = "per_channel"
 ALPHA = "auto"
+# The defaults of the random layers and `tf_histeq.data.random_map_fn`: a clip limit
+# sampled from 1..4 for every image (as albumentations' CLAHE), equalization of half
+# of the images (as torchvision's RandomEqualize).
+RANDOM_CLIP_LIMIT = (1.0, 4.0)
+RANDOM_FACTOR = {"clahe": 1.0, "equalize_hist": 0.5}
 
 
 def _received(name: str, value: Any) -> str:
@@ -144,6 +149,45 @@ def check_alpha(value: Any, *, name: str = "alpha") -> str | bool:
         "be 'auto' (the last of 2 or 4 channels is alpha), True (the last channel is alpha) or False (no alpha)",
         value,
     )
+
+
+def check_clip_range(value: Any, *, name: str = "clip_limit") -> float | tuple[float, float]:
+    """Return `value`, a clip limit >= 0 or a `(min, max)` range of them, as floats.
+
+    The random layers sample each image's limit uniformly from the range; a
+    number is the same limit for every image. Negative limits (which would
+    disable clipping in `tf_histeq.clahe`) are refused: set 0 for that.
+    """
+    expectation = "be a number >= 0 or a (min, max) range with 0 <= min <= max (OpenCV units)"
+    pair = _as_pair(value)
+    items = [_item(v) for v in pair] if isinstance(pair, (tuple, list)) and len(pair) == 2 else [_item(value)]
+    if not all(_is_real(v) for v in items):
+        fail(TypeError, name, expectation, value)
+    if not all(math.isfinite(v) and v >= 0 for v in items) or items[0] > items[-1]:
+        fail(ValueError, name, expectation, value)
+    return tuple(float(v) for v in items) if len(items) == 2 else float(items[0])
+
+
+def check_probability(value: Any, *, name: str = "factor") -> float:
+    """Return `value`, a probability in [0, 1], as a float."""
+    value = _item(value)
+    if not _is_real(value):
+        fail(TypeError, name, "be a number in [0, 1] (the probability that an image is transformed)", value)
+    if not 0 <= value <= 1:  # NaN fails too
+        fail(ValueError, name, "be a number in [0, 1] (the probability that an image is transformed)", value)
+    return float(value)
+
+
+def check_seed(value: Any, *, name: str = "seed", optional: bool = True) -> int | None:
+    """Return `value` as an int64 seed; None (a random seed) only if `optional`."""
+    value = _item(value)
+    if value is None and optional:
+        return None
+    if not _is_int(value):
+        fail(TypeError, name, "be an int" + (" or None (a random seed)" if optional else ""), value)
+    if not -(2**63) <= value < 2**63:
+        fail(ValueError, name, "be an int in [-2**63, 2**63)", value)
+    return int(value)
 
 
 # --------------------------------------------------------------------------- the ops' schema

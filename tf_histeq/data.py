@@ -1,7 +1,8 @@
-"""`tf.data` adapter: equalize the image of every dataset element.
+"""`tf.data` adapters: equalize or randomly augment the image of every dataset element.
 
-`map_fn` validates its arguments when it is called, and returns a function for
-`dataset.map(...)` that equalizes the image and passes everything else through.
+`map_fn` and `random_map_fn` validate their arguments when they are called,
+and return a function for `dataset.map(...)` that transforms the image and
+passes everything else through.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_histeq import _options, ops
+from tf_histeq import _augment, _options, ops
 from tf_histeq._options import fail
 
-__all__ = ["map_fn"]
+__all__ = ["map_fn", "random_map_fn"]
 
 
 def map_fn(
@@ -131,3 +132,151 @@ def map_fn(
     mapper.__name__ = f"{op}_map_fn"
     mapper.__qualname__ = mapper.__name__
     return mapper
+
+
+def random_map_fn(
+    op: str = "clahe",
+    image_key: str | None = None,
+    *,
+    seed: int,
+    factor: float | None = None,
+    jit_compile: bool = False,
+    **kwargs: Any,
+) -> Callable:
+    """Return a `dataset.map` function that augments each element's image from a seed of its own.
+
+    The stateless counterpart of the random layers (`tf_histeq.layers.RandomCLAHE`,
+    `RandomEqualization`) for `tf.data`. The returned function takes
+    `(key, element)`, where `key` is an int32 or int64 scalar that identifies
+    the element, and returns `element` with its image transformed:
+
+    - with probability `factor`, by `tf_histeq.clahe` at a clip limit drawn
+      uniformly from the `clip_limit` range (`op="clahe"`), or by
+      `tf_histeq.equalize_hist` (`op="equalize_hist"`); otherwise unchanged;
+    - in the image's own dtype (uint8 stays uint8), as `map_fn` does.
+
+    The draws depend on `seed` and `key` only (stateless random ops seeded by
+    `stateless_fold_in(seed, key)`), never on the order or the thread in which
+    elements are mapped: `num_parallel_calls`, `deterministic=False`, a
+    shuffle after the key is attached, or another run give every element the
+    same transformation. A batched element (`(N, H, W, C)`) gets one draw per
+    image from its key. Where the key comes from decides what repeats:
+
+    - `dataset.enumerate().map(fn)`: the key is the element's position, so
+      each epoch replays the same augmentation (e.g. a fixed augmented
+      validation set). Enumerate after `repeat()` (before `shuffle` and
+      `batch`) for new draws in every epoch of a repeated dataset.
+    - `tf.data.Dataset.zip((tf.data.Dataset.random(seed=s,
+      rerandomize_each_iteration=True), dataset)).map(fn)`: a new key
+      sequence in every epoch (every new iterator, as `fit` makes one per
+      epoch), reproducible for `s`.
+
+    Element structures are those of `map_fn`: a bare image, a tuple whose
+    first item is the image, a dict (`image_key` names the image), or a tuple
+    whose first item is such a dict. Argument checks run now, with the
+    functions' messages.
+
+    Args:
+        op: `"clahe"` or `"equalize_hist"`.
+        image_key: Key of the image in dict elements, as in `map_fn`.
+        seed: An int: the pipeline's seed.
+        factor: Probability that an image is transformed; defaults as in the
+            layers: 1.0 for `"clahe"`, 0.5 for `"equalize_hist"`.
+        jit_compile: Compile the transformation with XLA (for fixed-size
+            images), as in `map_fn`.
+        **kwargs: Keyword arguments of the function, but `mask`. For
+            `"clahe"`, `clip_limit` is a limit >= 0 or a `(min, max)` range
+            (default `(1.0, 4.0)`).
+
+    Returns:
+        A function `(key, element) -> element` for `tf.data.Dataset.map`.
+
+    Raises:
+        TypeError: If an argument has the wrong type; when the dataset is
+            mapped, if its elements are not `(key, element)` pairs with an
+            integer scalar key.
+        ValueError: If an argument has a bad value (a range with min > max, a
+            negative limit, `factor` outside [0, 1], non-positive tiles).
+
+    Example:
+        >>> import numpy as np
+        >>> import tensorflow as tf
+        >>> from tf_histeq.data import random_map_fn
+        >>> ramps = np.tile(np.arange(100, 116, dtype=np.uint8), (4, 16, 1))  # 4 images (16, 16)
+        >>> fn = random_map_fn("clahe", seed=4, clip_limit=(1.0, 4.0), tile_grid_size=(1, 1))
+        >>> ds = tf.data.Dataset.from_tensor_slices(ramps).enumerate()  # (position, image)
+        >>> [image[0, :3].tolist() for image in ds.map(fn).as_numpy_iterator()]  # clipped at 1, 2, 2, 3 per bin
+        [[102, 104, 106], [103, 106, 109], [103, 106, 109], [104, 108, 112]]
+
+        In parallel and in any order, each element still gets its own draw:
+
+        >>> keyed = ds.map(lambda key, image: (key, fn(key, image)), num_parallel_calls=4, deterministic=False)
+        >>> [image[0, :3].tolist() for _, image in sorted(keyed.as_numpy_iterator(), key=lambda e: e[0])]
+        [[102, 104, 106], [103, 106, 109], [103, 106, 109], [104, 108, 112]]
+    """
+    op = _options.check_choice(op, name="op", choices=_options.OP_NAMES)
+    seed = _options.check_seed(seed, optional=False)
+    factor = _options.check_probability(_options.RANDOM_FACTOR[op] if factor is None else factor)
+    clip_limit = None
+    if op == "clahe":
+        clip_limit = _options.check_clip_range(kwargs.pop("clip_limit", _options.RANDOM_CLIP_LIMIT))
+    checked = _options.resolve(op, kwargs, exclude=("mask", "clip_limit"))
+    function = ops.OPS[op]
+    if image_key is not None and not isinstance(image_key, str):
+        fail(TypeError, "image_key", "be a string (the key of the image in dict elements) or None", image_key)
+    if not isinstance(jit_compile, bool):
+        fail(TypeError, "jit_compile", "be True or False", jit_compile)
+
+    def augment(image, element_seed):
+        image = tf.convert_to_tensor(image)
+        count = tf.shape(image)[0] if image.shape.rank == 4 else 1
+        transformation = _augment.draw(element_seed, count, factor=factor, clip_limit=clip_limit)
+        return _augment.apply(function, image, transformation, checked)
+
+    if jit_compile:
+        augment = tf.function(augment, jit_compile=True, reduce_retracing=True)
+
+    def mapper(*pair):
+        key = pair[0] if len(pair) == 2 else None
+        if not (tf.is_tensor(key) and key.dtype in (tf.int32, tf.int64) and key.shape.rank == 0):
+            fail(
+                TypeError,
+                "element",
+                "be a (key, element) pair with an int32 or int64 scalar key",
+                f"{len(pair)} component(s), the first {pair[0]!r}" if pair else "no component",
+                hint="map `dataset.enumerate()` (the position as the key) or zip the dataset with "
+                "`tf.data.Dataset.random(seed=...)`.",
+            )
+        element_seed = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), key, alg=_augment.ALG)
+        element = pair[1] if isinstance(pair[1], tuple) else (pair[1],)
+        return _on_image(element, image_key, lambda image: augment(image, element_seed), f"random_map_fn({op!r}")
+
+    mapper = tf.autograph.experimental.do_not_convert(mapper)
+    mapper.__name__ = mapper.__qualname__ = f"random_{op}_map_fn"
+    return mapper
+
+
+def _on_image(element: tuple, image_key: str | None, transform: Callable, call: str):
+    """Apply `transform` to the image of an element (its items as a tuple); see `map_fn` for the structures."""
+    first, *rest = element
+    if isinstance(first, Mapping):
+        if image_key is None or image_key not in first:
+            keys = ", ".join(repr(k) for k in sorted(first, key=str))
+            fail(
+                ValueError,
+                "image_key",
+                f"name the image entry of the dict elements (one of {keys})",
+                image_key,
+                hint=f"{call}, image_key=...).",
+            )
+        out = {**first, image_key: transform(first[image_key])}
+    else:
+        if image_key is not None:
+            fail(
+                ValueError,
+                "image_key",
+                "be None for dataset elements without a dict (the image is the first item)",
+                image_key,
+            )
+        out = transform(first)
+    return (out, *rest) if rest else out

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import tensorflow as tf
 
 from tf_histeq import _clahe, _convert, _histogram, _matching, _options
@@ -168,7 +169,17 @@ def clahe(
             channels last, dtype uint8, uint16, int32, float16, bfloat16, float32
             or float64. The input is never modified.
         clip_limit: Contrast limit in OpenCV units (a multiple of the mean bin
-            count of a tile); `<= 0` disables clipping.
+            count of a tile); `<= 0` disables clipping. Either a number for
+            every image, or a float tensor or NumPy array of shape `(N,)` with
+            one limit per image of an `(N, H, W, C)` batch (shape `(1,)` or
+            `()` for a single image): image `i` then equals
+            `cv2.createCLAHE(float(clip_limit[i]), ...)`, e.g. for limits
+            sampled per image (`tf_histeq.layers.RandomCLAHE`). A number must be
+            finite; the values of a tensor are only known when it runs, so
+            there a NaN or `-inf` disables clipping like `<= 0`, and `+inf` clips
+            every bin at a count of 1, as OpenCV does with these values. A list
+            or tuple is refused, so that `(1.0, 4.0)` is never mistaken for a
+            range to sample from.
         tile_grid_size: Number of tiles as `(rows, cols)`; may exceed the image size.
         value_range: `(low, high)` of the pixel values; defaults as in
             `equalize_hist` (uint8 `(0, 255)`, uint16 `(0, 65535)`, float `(0, 255)`).
@@ -191,7 +202,11 @@ def clahe(
     Raises:
         TypeError: If `images` or `mask` has an unsupported dtype, or an argument
             has the wrong type.
-        ValueError: If `images` is not rank 2, 3 or 4, or an argument has a bad value.
+        ValueError: If `images` is not rank 2, 3 or 4, or an argument has a bad
+            value (per-image `clip_limit` of rank above 1, or whose static
+            length is not the number of images).
+        InvalidArgumentError: When the graph runs, if per-image `clip_limit`
+            and a batch of unknown size at trace time differ in length.
         LookupError: When a gradient through the result is computed (there is none).
 
     Example:
@@ -201,10 +216,19 @@ def clahe(
         >>> tf_histeq.clahe(img, clip_limit=0, tile_grid_size=(1, 1)).numpy()[0]
         array([ 16,  32,  48,  64,  80,  96, 112, 128, 143, 159, 175, 191, 207,
                223, 239, 255], dtype=uint8)
+
+        One limit per image: the first image is not clipped (a full stretch),
+        the second is clipped at 2 (a gentle one).
+
+        >>> pair = np.stack([img, img])[..., None]  # (2, 16, 16, 1)
+        >>> out = tf_histeq.clahe(pair, clip_limit=np.array([0.0, 2.0]), tile_grid_size=(1, 1))
+        >>> out.numpy()[:, 0, :4, 0]
+        array([[ 16,  32,  48,  64],
+               [103, 106, 109, 112]], dtype=uint8)
     """
     with tf.name_scope("clahe"):
         images = _convert.as_images(images)
-        clip_limit = _options.check_clip_limit(clip_limit)
+        clip_limit = _clip_limits(clip_limit, images)
         grid = _options.check_grid(tile_grid_size)
         channels = _options.check_option("clahe", "channels", channels)
         alpha = _options.check_alpha(alpha)
@@ -380,6 +404,47 @@ def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALP
 
 
 OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe, "match_histograms": match_histograms}
+
+
+
+def _clip_limits(clip_limit, images: tf.Tensor) -> float | tf.Tensor:
+    """`clahe`'s `clip_limit`: a checked float, or a float tensor of per-image limits."""
+    if isinstance(clip_limit, (list, tuple)):
+        fail(
+            TypeError,
+            "clip_limit",
+            "be a number, or a float tensor or NumPy array of shape (N,) with one limit per image",
+            clip_limit,
+            hint="to sample limits from a (min, max) range, use tf_histeq.layers.RandomCLAHE or "
+            "tf_histeq.data.random_map_fn; for per-image limits pass np.asarray(...).",
+        )
+    if not (tf.is_tensor(clip_limit) or (isinstance(clip_limit, np.ndarray) and clip_limit.ndim)):
+        return _options.check_clip_limit(clip_limit)
+    limits = tf.convert_to_tensor(clip_limit)
+    if not limits.dtype.is_floating:
+        fail(TypeError, "clip_limit.dtype", "be a float dtype for per-image limits", limits.dtype.name)
+    if limits.shape.rank is None or limits.shape.rank > 1:
+        shape = None if limits.shape.rank is None else tuple(limits.shape)
+        fail(ValueError, "clip_limit.shape", "be () or (N,): one limit per image", shape)
+    count = images.shape[0] if images.shape.rank == 4 else 1
+    length = limits.shape[0] if limits.shape.rank == 1 else None
+    if length is not None and count is not None and length != count:
+        fail(
+            ValueError,
+            "clip_limit.shape",
+            f"be ({count},): one limit per image of images.shape={tuple(images.shape)}",
+            tuple(limits.shape),
+        )
+    if limits.shape.rank == 1 and (length is None or count is None):
+        # Known only when the graph runs (an unknown batch size or number of limits).
+        check = tf.debugging.assert_equal(
+            tf.size(limits),
+            tf.shape(images)[0] if images.shape.rank == 4 else 1,
+            message="`clip_limit` must have one limit per image (the first axis of `images`)",
+        )
+        with tf.control_dependencies([check]):
+            limits = tf.identity(limits)
+    return limits
 
 
 def _run(

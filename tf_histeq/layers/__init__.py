@@ -51,5 +51,6 @@ from __future__ import annotations
 
 from tf_histeq.layers._equalization import CLAHE, HistogramEqualization
 from tf_histeq.layers._matching import HistogramMatching
+from tf_histeq.layers._random import RandomCLAHE, RandomEqualization
 
-__all__ = ["CLAHE", "HistogramEqualization", "HistogramMatching"]
+__all__ = ["CLAHE", "HistogramEqualization", "HistogramMatching", "RandomCLAHE", "RandomEqualization"]
