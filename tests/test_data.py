@@ -20,9 +20,7 @@ OPS = [
         tf_histeq.equalize_hist,
         id="equalize_hist-pil-luma",
     ),
-    pytest.param(
-        "clahe", {"clip_limit": 3.0, "tile_grid_size": (2, 3)}, tf_histeq.clahe, id="clahe"
-    ),
+    pytest.param("clahe", {"clip_limit": 3.0, "tile_grid_size": (2, 3)}, tf_histeq.clahe, id="clahe"),
 ]
 SIZES = [(24, 20), (17, 33), (40, 9)]
 

@@ -274,6 +274,7 @@ class TestModels:
         assert np.isfinite(model.evaluate(images, targets, verbose=0))
         probe = keras.Model(inputs, equalized)
         assert_same_pixels(probe.predict(images, verbose=0), expected(tf_histeq.equalize_hist, images, {}))
+
     def test_clahe_model_trains_under_xla(self):
         images = batch(4, shape=(16, 16, 1))
         model = keras.Sequential(

@@ -15,8 +15,6 @@ import tf_histeq
 from tests import _images
 from tests._references import assert_same_pixels
 
-cv2 = pytest.importorskip("cv2")
-
 OPS = [pytest.param(tf_histeq.equalize_hist, id="equalize_hist"), pytest.param(tf_histeq.clahe, id="clahe")]
 IMAGE = np.zeros((8, 8), np.uint8)
 
@@ -46,7 +44,11 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("kwargs", "error", "match"),
         [
-            ({"value_range": (255, 0)}, ValueError, r"`value_range` must satisfy low < high. Received: value_range=\(255, 0\)"),
+            (
+                {"value_range": (255, 0)},
+                ValueError,
+                r"`value_range` must satisfy low < high. Received: value_range=\(255, 0\)",
+            ),
             ({"value_range": (3, 3)}, ValueError, r"low < high"),
             ({"value_range": (0, float("inf"))}, ValueError, r"`value_range` must be two finite numbers"),
             ({"value_range": (float("nan"), 1)}, ValueError, r"`value_range` must be two finite numbers"),
@@ -57,7 +59,11 @@ class TestBadInput:
             ({"mask": np.ones((8, 9), bool)}, ValueError, r"`mask.shape` must be .*Received: mask.shape=\(8, 9\)"),
             ({"mask": np.ones((2, 8, 8), bool)}, ValueError, r"`mask.shape` must be \(H, W\) or \(H, W, 1\)"),
             ({"mask": np.full((8, 8), "yes")}, TypeError, r"`mask.dtype` must be bool or a number type"),
-            ({"mask": tf.complex(tf.ones((8, 8)), tf.ones((8, 8)))}, TypeError, r"`mask.dtype` must be bool or a number type"),
+            (
+                {"mask": tf.complex(tf.ones((8, 8)), tf.ones((8, 8)))},
+                TypeError,
+                r"`mask.dtype` must be bool or a number type",
+            ),
             ({"channels": "all"}, ValueError, r"`channels` must be one of"),
         ],
         ids=lambda v: v if isinstance(v, str) else None,
@@ -69,9 +75,17 @@ class TestBadInput:
     @pytest.mark.parametrize(
         ("kwargs", "error", "match"),
         [
-            ({"tile_grid_size": (0, 8)}, ValueError, r"`tile_grid_size` must be two positive ints \(rows, cols\). Received: tile_grid_size=\(0, 8\)"),
+            (
+                {"tile_grid_size": (0, 8)},
+                ValueError,
+                r"`tile_grid_size` must be two positive ints \(rows, cols\). Received: tile_grid_size=\(0, 8\)",
+            ),
             ({"tile_grid_size": (8, -2)}, ValueError, r"Received: tile_grid_size=\(8, -2\)"),
-            ({"tile_grid_size": (2.5, 8)}, TypeError, r"`tile_grid_size` must be a pair of two ints \(rows, cols\). Received: tile_grid_size=\(2.5, 8\)"),
+            (
+                {"tile_grid_size": (2.5, 8)},
+                TypeError,
+                r"`tile_grid_size` must be a pair of two ints \(rows, cols\). Received: tile_grid_size=\(2.5, 8\)",
+            ),
             ({"tile_grid_size": 8}, TypeError, r"Received: tile_grid_size=8"),
             ({"tile_grid_size": (8, 8, 8)}, TypeError, r"Received: tile_grid_size=\(8, 8, 8\)"),
             ({"clip_limit": float("nan")}, ValueError, r"`clip_limit` must be a finite number"),
@@ -102,12 +116,15 @@ class TestBadInput:
         assert out.shape == shape
 
     @pytest.mark.parametrize("op", OPS)
-    def test_a_1x1_image_is_returned_as_opencv_does(self, op):
+    def test_a_1x1_image_is_returned_as_opencv_does(self, op, cv2):
         image = np.array([[77]], np.uint8)
-        expected = cv2.equalizeHist(image) if op is tf_histeq.equalize_hist else cv2.createCLAHE(2.0, (8, 8)).apply(image)
+        expected = (
+            cv2.equalizeHist(image) if op is tf_histeq.equalize_hist else cv2.createCLAHE(2.0, (8, 8)).apply(image)
+        )
         assert_same_pixels(op(image).numpy(), expected)
 
-    def test_an_image_of_2_to_the_25_pixels(self):
+    @pytest.mark.slow
+    def test_an_image_of_2_to_the_25_pixels(self, cv2):
         # 4096 x 8192 = 2**25 pixels: above 2**24, where float32 counts stop being exact.
         image = _images.xray(border=64)((4096, 8192), np.uint8)
         assert_same_pixels(tf_histeq.equalize_hist(image).numpy(), cv2.equalizeHist(image))
@@ -134,7 +151,11 @@ _DETERMINISM_SCRIPT = textwrap.dedent(
 
 def _hashes(determinism: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", _DETERMINISM_SCRIPT, determinism], capture_output=True, text=True, check=True, timeout=300
+        [sys.executable, "-c", _DETERMINISM_SCRIPT, determinism],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
