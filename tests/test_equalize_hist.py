@@ -131,7 +131,7 @@ class TestReference:
         assert_same_pixels(tf_histeq.equalize_hist(image, channels="joint").numpy(), pooled)
 
     @pytest.mark.parametrize("shape", [(64, 80), (64, 80, 3)], ids=str)
-    def test_pil_mask_semantics_match_pillow(self, shape):
+    def test_pil_mask_matches_pillow(self, shape):
         image = _images.xray()(shape, np.uint8)
         mask = _images.xray_mask(shape)
         assert_same_pixels(tf_histeq.equalize_hist(image, method="pil", mask=mask).numpy(), pil_equalize(image, mask))
