@@ -21,7 +21,6 @@ from tf_histeq.layers import CLAHE, HistogramEqualization
 from tf_histeq.numpy_api import histogram_equalization, preprocessing_function
 
 SHAPE = (32, 40)
-MAKERS = [_images.xray(), _images.beta(2, 5), _images.band(0.4, 0.55), _images.no_zeros()]
 OPS = [
     pytest.param(tf_histeq.equalize_hist, cv2_equalize, id="equalize_hist"),
     pytest.param(tf_histeq.clahe, lambda image: cv2_clahe(image, 2.0, (8, 8)), id="clahe"),
@@ -30,7 +29,7 @@ OPS = [
 
 def bands(count: int, batch: int | None = None) -> np.ndarray:
     """`count` different low-contrast bands, `(H, W, count)` or `(batch, H, W, count)`."""
-    image = np.stack([MAKERS[c](SHAPE, np.uint8) for c in range(count)], axis=-1)
+    image = np.moveaxis(_images.batch(count, SHAPE), 0, -1)
     return image if batch is None else np.stack([np.roll(image, 3 * i, axis=1) for i in range(batch)])
 
 

@@ -26,8 +26,7 @@ SIZES = [(24, 20), (17, 33), (40, 9)]
 
 
 def image(shape, salt: int = 0) -> np.ndarray:
-    makers = [_images.band(0.4, 0.55), _images.beta(2, 5), _images.xray()]
-    return makers[salt % len(makers)](shape, np.uint8)
+    return _images.varied(salt, shape)
 
 
 def varying(channels: int = 3) -> list[np.ndarray]:

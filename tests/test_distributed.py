@@ -52,10 +52,9 @@ CLAHE_KWARGS = {"clip_limit": 3.0, "tile_grid_size": (2, 3)}
 
 
 def _images_batch(count: int, shape=(24, 30, 3)) -> np.ndarray:
-    makers = [_images.xray(), _images.beta(2, 5), _images.band(0.4, 0.55), _images.no_zeros()]
-    return np.stack(
-        [makers[i % len(makers)]((shape[0] + i % 2, *shape[1:]), np.uint8)[: shape[0]] for i in range(count)]
-    )
+    # Each round of the designed images is cut from taller ones (other noise): no two images are alike.
+    rounds = len(_images.VARIED)
+    return np.stack([_images.varied(i, (shape[0] + i // rounds, *shape[1:]))[: shape[0]] for i in range(count)])
 
 
 def _tail(text: str, lines: int = 40) -> str:
@@ -119,19 +118,10 @@ MIRRORED = textwrap.dedent(
         parts += [v.numpy() for v in strategy.experimental_local_results(out)]
         replicas += [v.numpy() for v in strategy.experimental_local_results(ids)]
 
-    # A short training run with the layer in the model.
-    with strategy.scope():
-        inputs = keras.Input(shape=x.shape[1:], dtype="uint8")
-        h = keras.layers.Rescaling(1 / 255)(CLAHE(tile_grid_size=(2, 2))(inputs))
-        h = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(h))
-        train = keras.Model(inputs, keras.layers.Dense(1)(h))
-        train.compile(optimizer="sgd", loss="mse")
-    history = train.fit(x, np.linspace(0, 1, len(x), dtype="float32"), batch_size=4, epochs=2, verbose=0)
-
     np.savez(
         sys.argv[2],
         single_eq=single[0], single_clahe=single[1], eq=mirrored[0], clahe=mirrored[1],
-        run_clahe=np.concatenate(parts), replicas=np.concatenate(replicas), loss=np.array(history.history["loss"]),
+        run_clahe=np.concatenate(parts), replicas=np.concatenate(replicas),
     )
     """
 )
@@ -159,7 +149,6 @@ def test_mirrored_strategy_on_two_devices_gives_the_single_device_outputs(tmp_pa
     assert_same_pixels(out["clahe"], out["single_clahe"], "MirroredStrategy predict vs one device, clahe:")
     assert_same_pixels(out["run_clahe"], expected_clahe, "strategy.run, per replica, clahe:")
     assert out["replicas"].tolist() == [0, 0, 0, 1, 1, 1, 0]  # both replicas did work; the last one got 0 images
-    assert out["loss"].shape == (2,) and np.isfinite(out["loss"]).all()
 
 
 # --------------------------------------------------------------------------- MultiWorkerMirroredStrategy, two processes
@@ -409,18 +398,13 @@ def _tree(folder) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize(
-    ("command", "options", "function", "kwargs"),
-    [
-        pytest.param("equalize", ["--method", "pil"], tf_histeq.equalize_hist, {"method": "pil"}, id="equalize"),
-        pytest.param(
-            "clahe", ["--clip-limit", "3"], tf_histeq.clahe, {"clip_limit": 3.0}, id="clahe", marks=pytest.mark.slow
-        ),
-    ],
-)
-def test_cli_on_the_data_service_equals_the_local_run(
-    service, inputs, tmp_path, capsys, command, options, function, kwargs
-):
+def test_cli_on_the_data_service_equals_the_local_run(service, inputs, tmp_path, capsys):
+    # One op is enough here: the service runs whatever pipeline the CLI builds (clahe on it: the map_fn test).
+    command, options = "equalize", ["--method", "pil"]
+
+    def function(image):
+        return tf_histeq.equalize_hist(image, method="pil")
+
     local, remote = tmp_path / "local", tmp_path / "remote"
     code, out_local, err_local = _main([command, inputs, "-o", local, "-r", *options], capsys)
     assert code == 1, err_local
@@ -440,8 +424,8 @@ def test_cli_on_the_data_service_equals_the_local_run(
     assert sorted(_tree(remote)) == sorted(GOOD)
     for name in GOOD:
         if not name.endswith(".jpg"):
-            assert_same_pixels(decode(remote / name), function(decode(inputs / name), **kwargs).numpy(), name)
-    expected = tf.io.encode_jpeg(function(decode(inputs / "scene.jpg"), **kwargs).numpy(), quality=95).numpy()
+            assert_same_pixels(decode(remote / name), function(decode(inputs / name)).numpy(), name)
+    expected = tf.io.encode_jpeg(function(decode(inputs / "scene.jpg")).numpy(), quality=95).numpy()
     assert (remote / "scene.jpg").read_bytes() == expected
     # A rerun skips the finished files, with the service as without.
     code, out, _ = _main([command, inputs, "-o", remote, "-r", *options, "--data-service", service.target], capsys)

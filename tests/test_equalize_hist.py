@@ -171,8 +171,12 @@ class TestContract:
         for c in range(3):
             assert_same_pixels(rank3[..., c], tf_histeq.equalize_hist(image[..., c]).numpy(), f"channel {c}")
 
-    @pytest.mark.parametrize("method", ["opencv", "pil"])
-    @pytest.mark.parametrize("channels", ["per_channel", "luminance", "joint"])
+    # Every method and every channel mode, each traced and compiled (the table formula and the channel
+    # plumbing are independent, so not every pair is needed).
+    @pytest.mark.parametrize(
+        ("method", "channels"),
+        [("opencv", "per_channel"), ("pil", "per_channel"), ("opencv", "joint"), ("pil", "luminance")],
+    )
     def test_function_and_xla_equal_eager(self, traced, method, channels):
         batch = np.stack([_images.xray()((50, 70, 3), np.uint8), _images.beta(0.5, 0.5)((50, 70, 3), np.uint8)])
         mask = np.stack([_images.xray_mask((50, 70)), np.ones((50, 70), bool)])

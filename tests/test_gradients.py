@@ -34,8 +34,7 @@ def no_gradient(op_name: str) -> str:
 
 
 def images(n: int = 4, shape=(16, 16, 1)) -> np.ndarray:
-    makers = [_images.xray(), _images.beta(2, 5), _images.band(0.4, 0.55), _images.no_zeros()]
-    return np.stack([makers[i % len(makers)](shape, np.uint8) for i in range(n)]).astype(np.float32)
+    return _images.batch(n, shape).astype(np.float32)
 
 
 @pytest.mark.parametrize("op", OPS)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 import tf_histeq
 from tests import _images
-from tests._references import assert_same_pixels
+from tests._references import assert_same_pixels, cv2_clahe, cv2_equalize, pil_equalize
 from tf_histeq.layers import CLAHE, HistogramEqualization
 
 # (layer class, function, kwargs): each case is checked against the function with the same kwargs.
@@ -45,8 +45,7 @@ SHAPE = (24, 20, 3)
 
 def batch(n: int = 2, shape=SHAPE, dtype=np.uint8) -> np.ndarray:
     """`n` different low-contrast images, so that per-image histograms matter."""
-    makers = [_images.band(0.4, 0.55), _images.beta(2, 5), _images.xray(), _images.no_zeros()]
-    return np.stack([makers[i % len(makers)](shape, dtype) for i in range(n)])
+    return _images.batch(n, shape, dtype)
 
 
 def expected(function, images, kwargs, dtype=np.float32) -> np.ndarray:
@@ -154,7 +153,26 @@ class TestConfig:
         assert type(layer.get_config()["bins"]) is int
 
 
+def pil_joint(images: np.ndarray) -> np.ndarray:
+    """Pillow with one histogram over all channels of each image: its channels laid side by side as one plane."""
+    return np.stack([pil_equalize(image.reshape(image.shape[0], -1)).reshape(image.shape) for image in images])
+
+
 class TestContract:
+    @pytest.mark.parametrize(
+        ("layer_cls", "kwargs", "reference"),
+        [
+            pytest.param(HistogramEqualization, {}, cv2_equalize, id="he-opencv"),
+            pytest.param(HistogramEqualization, {"method": "pil", "channels": "joint"}, pil_joint, id="he-pil-joint"),
+            pytest.param(CLAHE, {}, lambda images: cv2_clahe(images, 2.0, (8, 8)), id="clahe-opencv"),
+        ],
+    )
+    def test_eager_call_matches_the_reference_library(self, layer_cls, kwargs, reference):
+        images = batch(3)
+        out = layer_cls(**kwargs)(images)
+        assert out.dtype == tf.float32
+        assert_same_pixels(out.numpy(), reference(images).astype(np.float32))
+
     @pytest.mark.parametrize(("layer_cls", "function", "kwargs"), CASES)
     def test_eager_call_equals_function(self, layer_cls, function, kwargs):
         images = batch(3)

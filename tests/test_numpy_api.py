@@ -20,10 +20,9 @@ SHAPE = (24, 20, 3)
 
 def image(shape=SHAPE, salt: int = 0, dtype=np.float32) -> np.ndarray:
     """What ImageDataGenerator passes: float32 (H, W, C), unscaled 0..255 (from a designed uint8 image)."""
-    makers = [_images.band(0.4, 0.55), _images.beta(2, 5), _images.xray(), _images.no_zeros()]
     if np.dtype(dtype) == np.uint16:
-        return makers[salt % len(makers)](shape, np.uint16)
-    return makers[salt % len(makers)](shape, np.uint8).astype(dtype)
+        return _images.varied(salt, shape, np.uint16)
+    return _images.varied(salt, shape).astype(dtype)
 
 
 def seed_histogram_equalization(image: np.ndarray) -> np.ndarray:
