@@ -1,6 +1,8 @@
 """Keras layers: the contract of `HistogramEqualization` and `CLAHE` over a CASES registry.
 
-Every check compares the layer with the function it wraps, exactly.
+Every check compares the layer exactly with the function it wraps, and, where
+one exists, with the reference library (OpenCV, Pillow) itself. Mixed precision
+is in test_mixed_precision.py, gradients in test_gradients.py.
 """
 
 from __future__ import annotations
