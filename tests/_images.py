@@ -118,3 +118,17 @@ DESIGNED = {
     "full-range": full_range(),
     "xray": xray(),
 }
+
+
+# Four designed images that differ from one another: batches of them make per-image histograms matter.
+VARIED = (band(0.4, 0.55), beta(2, 5), xray(), no_zeros())
+
+
+def varied(index: int, shape, dtype=np.uint8) -> np.ndarray:
+    """The `index`-th image of `VARIED` (cycling), of `shape` and `dtype`."""
+    return VARIED[index % len(VARIED)](shape, dtype)
+
+
+def batch(count: int, shape, dtype=np.uint8) -> np.ndarray:
+    """`count` different designed images of `shape`, stacked: `(count, *shape)`."""
+    return np.stack([varied(i, shape, dtype) for i in range(count)])

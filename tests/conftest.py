@@ -1,16 +1,59 @@
-"""Shared fixtures: run modes and a seeded generator."""
+"""Shared fixtures (run modes, a seeded generator) and the rule for missing test requirements.
+
+The reference libraries and test tools of the `test` extra are requirements:
+outside CI a test that needs a missing one is skipped (each test imports what it
+needs with `pytest.importorskip`), but when the `CI` environment variable is set
+(CI services set `CI=true`) a missing one stops the run before collection, so a
+CI job can never pass by skipping the parity tests.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 RUN_MODES = ["eager", "function", "xla"]
+
+# Module -> the distribution of the `test` extra that provides it.
+TEST_REQUIREMENTS = {
+    "cv2": "opencv-python-headless",
+    "PIL": "pillow",
+    "skimage": "scikit-image",
+    "keras": "keras",
+    "tf_keras": "tf_keras",
+    "hypothesis": "hypothesis",
+    "matplotlib": "matplotlib",
+}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_requirements() -> list[str]:
+    """The distributions of `TEST_REQUIREMENTS` whose module does not import."""
+    missing = []
+    for module, distribution in TEST_REQUIREMENTS.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(distribution)
+    return missing
+
+
+def pytest_configure(config):
+    if in_ci():
+        missing = missing_requirements()
+        if missing:
+            raise pytest.UsageError(
+                f"CI is set and the test requirements {', '.join(missing)} are missing; a CI run must not skip "
+                'the tests that need them. Install them with: pip install -e ".[test]"'
+            )
 
 
 def make_runner(mode: str):
@@ -19,6 +62,7 @@ def make_runner(mode: str):
     The traced modes use an input signature with unknown batch, height and width,
     so the ops are exercised with dynamic shapes.
     """
+    import tensorflow as tf
 
     def runner(op, images, **kwargs):
         if mode == "eager":
@@ -39,10 +83,27 @@ def make_runner(mode: str):
 
 @pytest.fixture(params=RUN_MODES)
 def run(request):
-    """Call an op eagerly, in `tf.function` with dynamic shapes, or under XLA."""
+    """Call an op eagerly, in `tf.function` with dynamic shapes, or under XLA (for comparisons with a reference)."""
+    return make_runner(request.param)
+
+
+@pytest.fixture(params=RUN_MODES[1:])
+def traced(request):
+    """Call an op in `tf.function` with dynamic shapes or under XLA (for comparisons with the eager op)."""
     return make_runner(request.param)
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# The reference libraries as fixtures, for tests that call them directly: skipped where missing (outside CI).
+@pytest.fixture(scope="session")
+def cv2():
+    return pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="session")
+def skdata():
+    return pytest.importorskip("skimage.data")

@@ -20,16 +20,13 @@ OPS = [
         tf_histeq.equalize_hist,
         id="equalize_hist-pil-luma",
     ),
-    pytest.param(
-        "clahe", {"clip_limit": 3.0, "tile_grid_size": (2, 3)}, tf_histeq.clahe, id="clahe"
-    ),
+    pytest.param("clahe", {"clip_limit": 3.0, "tile_grid_size": (2, 3)}, tf_histeq.clahe, id="clahe"),
 ]
 SIZES = [(24, 20), (17, 33), (40, 9)]
 
 
 def image(shape, salt: int = 0) -> np.ndarray:
-    makers = [_images.band(0.4, 0.55), _images.beta(2, 5), _images.xray()]
-    return makers[salt % len(makers)](shape, np.uint8)
+    return _images.varied(salt, shape)
 
 
 def varying(channels: int = 3) -> list[np.ndarray]:

@@ -7,15 +7,17 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-pytest.importorskip("matplotlib")
+import tf_histeq
+from tf_histeq import samples
 
-import tensorflow as tf  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
-import tf_histeq  # noqa: E402
-from tf_histeq import plot, samples  # noqa: E402
+@pytest.fixture(scope="module")
+def plot():
+    """`tf_histeq.plot`, which needs matplotlib (the one test that does not, below, takes no fixture)."""
+    pytest.importorskip("matplotlib")
+    return importlib.import_module("tf_histeq.plot")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,9 @@ def _hist_axes(fig):
 
 
 class TestCompare:
-    def test_returns_a_figure_of_images_histograms_and_cdfs(self, xray):
+    def test_returns_a_figure_of_images_histograms_and_cdfs(self, xray, plot):
+        from matplotlib.figure import Figure
+
         fig = plot.compare([xray, tf_histeq.equalize_hist(xray)], titles=["before", "after"], width=2.5, dpi=80)
         assert isinstance(fig, Figure)
         assert [ax.get_title() for ax in _image_axes(fig)] == ["before", "after"]
@@ -47,7 +51,7 @@ class TestCompare:
         diagonal = np.linspace(0, 1, len(after))
         assert np.abs(after - diagonal).max() < np.abs(before - diagonal).max()
 
-    def test_renders_to_pixels_of_the_stated_size_with_content(self, xray):
+    def test_renders_to_pixels_of_the_stated_size_with_content(self, xray, plot):
         fig = plot.compare([xray, xray], width=2.0, dpi=50)
         pixels = plot.to_array(fig)
         # Height: the images (width * 96 / 128 in) plus 1.9 in for the histograms.
@@ -57,7 +61,9 @@ class TestCompare:
         top = pixels[: pixels.shape[0] // 2, : pixels.shape[1] // 2, :3]
         assert top.min() < 40 and top.max() > 100
 
-    def test_colour_images_get_one_histogram_and_cdf_per_channel(self):
+    def test_colour_images_get_one_histogram_and_cdf_per_channel(self, plot):
+        from matplotlib.colors import to_rgb
+
         scene = samples.color_scene((48, 64))
         rgba = np.dstack([scene, np.full((48, 64), 255, np.uint8)])
         fig = plot.compare([scene, rgba, tf_histeq.clahe(scene, channels="luminance")])
@@ -68,7 +74,7 @@ class TestCompare:
         cdfs = [ax for ax in fig.axes if not ax.images and ax.lines]
         assert [len(ax.lines) for ax in cdfs] == [3, 3, 3]
 
-    def test_value_range_sets_the_axes_of_12_bit_data(self):
+    def test_value_range_sets_the_axes_of_12_bit_data(self, plot):
         twelve = samples.chest_xray((64, 64), bits=12)
         fig = plot.compare([twelve], value_range=(0, 4095))
         assert _hist_axes(fig)[0].get_xlim() == pytest.approx((-0.5, 4095.5))
@@ -76,21 +82,21 @@ class TestCompare:
         fig = plot.compare([twelve])  # uint16 default: the full 16-bit range
         assert _image_axes(fig)[0].images[0].get_clim() == (0, 65535)
 
-    def test_accepts_tensors_batches_floats_masks_and_gray_alpha(self, xray):
+    def test_accepts_tensors_batches_floats_masks_and_gray_alpha(self, xray, plot):
         batch = tf.constant(np.stack([xray[..., None]] * 2))
         assert len(_image_axes(plot.compare(batch))) == 2
         floats = xray.astype(np.float32) / 255.0
         fig = plot.compare([floats, samples.lung_mask((96, 128)), np.dstack([xray, xray])], value_range=(0, 1))
         assert len(_image_axes(fig)) == 3
 
-    def test_leaves_no_figure_in_pyplot(self, xray):
+    def test_leaves_no_figure_in_pyplot(self, xray, plot):
         # Importing TensorFlow may import pyplot; compare() must not register figures with it.
         pyplot = pytest.importorskip("matplotlib.pyplot")
         before = pyplot.get_fignums()
         plot.to_array(plot.compare([xray]))
         assert pyplot.get_fignums() == before
 
-    def test_spikes_do_not_flatten_the_histogram(self, xray):
+    def test_spikes_do_not_flatten_the_histogram(self, xray, plot):
         fig = plot.compare([xray])  # 21 % of the pixels are the black border at 0
         ax = _hist_axes(fig)[0]
         counts = np.bincount(xray.ravel(), minlength=256)
@@ -114,7 +120,7 @@ class TestValidation:
         ],
         ids=["empty", "bare-array", "five-channels", "strings", "titles-length", "titles-str", "bins", "range", "dpi"],
     )
-    def test_bad_arguments(self, args, kwargs, error, match):
+    def test_bad_arguments(self, args, kwargs, error, match, plot):
         with pytest.raises(error, match=match):
             plot.compare(args, **kwargs)
 

@@ -15,6 +15,18 @@ from tf_histeq import samples
 SIZE = (128, 160)
 
 
+@pytest.fixture(scope="module")
+def full_size_xray():
+    """The default 512x512 phantom, generated once for the tests that read it."""
+    return samples.chest_xray()
+
+
+@pytest.fixture(scope="module")
+def full_size_scene():
+    """The default 384x512 colour scene, generated once for the tests that read it."""
+    return samples.color_scene()
+
+
 class TestChestXray:
     def test_same_seed_same_image_other_seed_other_noise(self):
         a, b = samples.chest_xray(SIZE, seed=7), samples.chest_xray(SIZE, seed=7)
@@ -24,8 +36,8 @@ class TestChestXray:
         assert np.count_nonzero(a[field] != c[field]) > 0.5 * field.sum()
         assert np.abs(a.astype(int) - c.astype(int)).mean() < 5  # the same anatomy
 
-    def test_low_contrast_inside_black_borders(self):
-        img = samples.chest_xray()
+    def test_low_contrast_inside_black_borders(self, full_size_xray):
+        img = full_size_xray
         assert img.shape == (512, 512) and img.dtype == np.uint8
         field = samples.field_mask()
         assert np.all(img[~field] == 0)  # collimation: exactly black
@@ -35,8 +47,8 @@ class TestChestXray:
         assert p99 - p1 < 90  # a narrow band of the 256 levels
         assert 10 < inside.std() < 25
 
-    def test_lungs_are_darker_than_the_rest_of_the_body(self):
-        img = samples.chest_xray()
+    def test_lungs_are_darker_than_the_rest_of_the_body(self, full_size_xray):
+        img = full_size_xray
         lungs, field = samples.lung_mask(), samples.field_mask()
         assert img[lungs].mean() + 8 < img[field & ~lungs].mean()
 
@@ -72,13 +84,14 @@ class TestMasks:
 
 
 class TestColorScene:
-    def test_hazy_rgb(self):
-        img = samples.color_scene()
+    def test_hazy_rgb(self, full_size_scene):
+        img = full_size_scene
         assert img.shape == (384, 512, 3) and img.dtype == np.uint8
         p1, p99 = np.percentile(img, [1, 99])
         assert p99 - p1 < 110
-        assert np.array_equal(img, samples.color_scene())
-        assert not np.array_equal(img, samples.color_scene(seed=1))
+        small = samples.color_scene(SIZE)
+        assert np.array_equal(small, samples.color_scene(SIZE))
+        assert not np.array_equal(small, samples.color_scene(SIZE, seed=1))
         means = img.reshape(-1, 3).mean(axis=0)
         assert means[2] > means[0]  # a bluish haze
 
@@ -105,10 +118,13 @@ class TestLoadAndValidation:
             ("color_scene", np.uint8, (384, 512, 3)),
         ],
     )
-    def test_load_every_name(self, name, dtype, shape):
+    def test_load_every_name(self, name, dtype, shape, full_size_xray, full_size_scene):
         img = samples.load(name)
         assert img.dtype == dtype and img.shape == shape
         assert name in samples.NAMES
+        default = {"chest_xray": full_size_xray, "color_scene": full_size_scene}.get(name)
+        if default is not None:
+            assert np.array_equal(img, default)
 
     @pytest.mark.parametrize(
         ("call", "error", "match"),
