@@ -78,16 +78,20 @@ class TestErrors:
         ):
             op(np.zeros(shape, np.uint8), alpha=True)
 
-    @pytest.mark.parametrize("op", [tf_histeq.equalize_hist, tf_histeq.clahe])
+    @pytest.mark.parametrize(
+        ("op", "others"),
+        [(tf_histeq.equalize_hist, "'per_channel' or 'joint'"), (tf_histeq.clahe, "'per_channel'")],
+        ids=["equalize_hist", "clahe"],
+    )
     @pytest.mark.parametrize(
         ("count", "alpha", "hint"),
         [(4, False, "4 channel\\(s\\), no alpha"), (3, True, "3 channel\\(s\\), the last as alpha")],
         ids=["4-bands-no-alpha", "rgb-last-as-alpha"],
     )
-    def test_luminance_needs_3_colour_channels_after_alpha(self, op, count, alpha, hint):
+    def test_luminance_needs_3_colour_channels_after_alpha(self, op, others, count, alpha, hint):
         with pytest.raises(
             ValueError,
-            match=r"^`channels` must be .* unless images have 3 colour channels \(RGB, or RGBA with alpha\)\. "
+            match=rf"^`channels` must be {others} unless images have 3 colour channels \(RGB, or RGBA with alpha\)\. "
             rf"Received: channels='luminance'\. Hint: images have {hint}\.$",
         ):
             op(bands(count), channels="luminance", alpha=alpha)

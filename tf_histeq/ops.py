@@ -469,10 +469,11 @@ def _run(
     has_alpha = _has_alpha(alpha, n_channels)
     n_color = n_channels - has_alpha
     if channels == "luminance" and n_color != 3:
+        others = " or ".join(repr(c) for c in _options.CHANNEL_CHOICES[op] if c != "luminance")
         fail(
             ValueError,
             "channels",
-            "be 'per_channel' or 'joint' unless images have 3 colour channels (RGB, or RGBA with alpha)",
+            f"be {others} unless images have 3 colour channels (RGB, or RGBA with alpha)",
             channels,
             hint=f"images have {n_channels} channel(s), {'the last as alpha' if has_alpha else 'no alpha'}.",
         )
