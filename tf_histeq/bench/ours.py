@@ -13,17 +13,17 @@ import tensorflow as tf
 from tf_histeq import data, layers, ops
 from tf_histeq.bench import files
 from tf_histeq.bench.timing import materialise
-from tf_histeq.bench.workloads import Workload
+from tf_histeq.bench.workloads import SEED, Workload
 
 
 def eager(w: Workload, ctx: dict):
     """The op called eagerly."""
-    op, kwargs, x = ops.OPS[w.op], w.op_kwargs, ctx["tensor"]
+    op, kwargs, x = ops.OPS[w.op], ctx["op_kwargs"], ctx["tensor"]
     return lambda: materialise(op(x, **kwargs))
 
 
 def _compiled(w: Workload, ctx: dict, jit_compile: bool):
-    op, kwargs, x = ops.OPS[w.op], w.op_kwargs, ctx["tensor"]
+    op, kwargs, x = ops.OPS[w.op], ctx["op_kwargs"], ctx["tensor"]
     # The op has no tensor-dependent Python control flow: AutoGraph would only slow down the (untimed) tracing.
     fn = tf.function(lambda images: op(images, **kwargs), jit_compile=jit_compile, autograph=False)
     return lambda: materialise(fn(x))
@@ -63,12 +63,42 @@ def tfdata_without_map(w: Workload, ctx: dict):
     return _slices_pipeline(w, ctx, None)
 
 
+_LAYERS = {"equalize_hist": "HistogramEqualization", "clahe": "CLAHE", "match_histograms": "HistogramMatching"}
+
+
 def predict_on_batch(w: Workload, ctx: dict):
     """`model.predict_on_batch(images)` of a model holding only the layer, with its default arguments."""
-    layer_cls = layers.CLAHE if w.op == "clahe" else layers.HistogramEqualization
-    model = keras.Sequential([keras.Input(shape=w.shape[1:], dtype=w.dtype), layer_cls(**w.op_kwargs)])
+    layer = getattr(layers, _LAYERS[w.op])(**ctx["op_kwargs"])
+    model = keras.Sequential([keras.Input(shape=w.shape[1:], dtype=w.dtype), layer])
     x = ctx["numpy"]
     return lambda: model.predict_on_batch(x)
+
+
+def _fit_step(w: Workload, ctx: dict, layer):
+    """One `train_on_batch` of a small convolutional model that starts with `layer` (Keras's default compile)."""
+    model = keras.Sequential(
+        [
+            keras.Input(shape=w.shape[1:], dtype=w.dtype),
+            layer,
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(1),
+        ]
+    )
+    model.compile(optimizer="adam", loss="mse")
+    x, y = ctx["numpy"], ctx["numpy"].mean(axis=(1, 2, 3))[:, None] / 255
+    return lambda: model.train_on_batch(x, y)
+
+
+def fit_clahe(w: Workload, ctx: dict):
+    """A fit step with the fixed `CLAHE(clip_limit=2)` layer: the reference of `fit_random_clahe`."""
+    return _fit_step(w, ctx, layers.CLAHE(**w.op_kwargs))
+
+
+def fit_random_clahe(w: Workload, ctx: dict):
+    """A fit step with `RandomCLAHE(clip_limit=(1, 4), factor=1)`: a limit drawn and applied for every image."""
+    return _fit_step(w, ctx, layers.RandomCLAHE(clip_limit=(1.0, 4.0), factor=1.0, seed=SEED))
 
 
 def png_pipeline(w: Workload, ctx: dict):

@@ -102,6 +102,17 @@ def skimage_clahe(w: Workload, ctx: dict):
     )
 
 
+def skimage_match(w: Workload, ctx: dict):
+    """`skimage.exposure.match_histograms` per plane, rounded half to even to the input dtype (as ours)."""
+    exposure = optional_module("skimage.exposure")
+    reference = ctx["reference"]
+
+    def match(plane):
+        return np.rint(exposure.match_histograms(plane, reference))
+
+    return plane_loop(ctx["numpy"], match)
+
+
 def numpy_loop(w: Workload, ctx: dict):
     """A plain per-plane numpy equalization (bincount, cumsum, take): the baseline where cv2 has none."""
     x = ctx["numpy"]

@@ -99,8 +99,9 @@ def _row_cells(r: dict) -> list[str]:
 
 
 RATIO_LEGEND = (
-    "{x} cv2: speed ratio to the cv2 row of the workload (its loop, pipeline or script); {x} keras: to the "
-    "fastest keras layer row; {x} op: to the XLA-compiled tf_histeq op on the same batch."
+    "{x} ref: speed ratio to the reference row of the workload (the cv2 loop, pipeline or script; the "
+    "scikit-image loop for match_histograms); {x} keras: to the fastest keras layer row; {x} op: to the "
+    "XLA-compiled tf_histeq op on the same batch (for the fit steps: to the step with the fixed CLAHE layer)."
 )
 
 
@@ -109,7 +110,7 @@ def format_table(results: dict) -> str:
     quick = "  [--quick: tiny workloads, figures not meaningful]" if results["quick"] else ""
     lines = [f"{PROG} (tf_histeq {results['machine']['tf_histeq']}){quick}", *_machine_lines(results)]
     lines += [f"  {line}" for line in _method_lines(results)]
-    columns = ["workload", "implementation", "MP/s", "x cv2", "x keras", "x op", "runs", "note"]
+    columns = ["workload", "implementation", "MP/s", "x ref", "x keras", "x op", "runs", "note"]
     table = [columns]
     for r in results["rows"]:
         table.append([*_row_cells(r), str(r.get("runs", "")), _row_note(r, width=110)])
@@ -168,7 +169,7 @@ def format_markdown(results: dict) -> str:
         "",
         "<details><summary>Every row: MP/s and ratios</summary>",
         "",
-        "| workload | implementation | MP/s | × cv2 | × Keras | × op XLA | note |",
+        "| workload | implementation | MP/s | × ref | × Keras | × op XLA | note |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in results["rows"]:

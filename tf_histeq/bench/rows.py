@@ -88,6 +88,28 @@ FILES_IMPLS = (
     ),
     Impl("read, decode_png, map_fn('clahe'), batch(8)", "ours", ours.png_pipeline),
 )
+MATCH_IMPLS = (
+    Impl(
+        "skimage match_histograms loop",
+        "peer",
+        peers.skimage_match,
+        ref="cv2",
+        note="per plane, rounded to uint8: the reference of this workload",
+    ),
+    Impl("match_histograms eager", "ours", ours.eager),
+    Impl("match_histograms tf.function", "ours", ours.function),
+    Impl("match_histograms XLA", "ours", ours.xla, ref="op"),
+    Impl("HistogramMatching predict_on_batch", "ours", ours.predict_on_batch, note="a model holding only the layer"),
+)
+AUGMENT_IMPLS = (
+    Impl("CLAHE layer, fit step", "ours", ours.fit_clahe, ref="op", note="clip_limit 2: the reference of this row"),
+    Impl(
+        "RandomCLAHE layer, fit step",
+        "ours",
+        ours.fit_random_clahe,
+        note="clip_limit drawn from (1, 4) per image, factor 1",
+    ),
+)
 CLI_IMPLS = (
     Impl("cv2 loop script", "peer", peers.cv2_script, ref="cv2", note="imread, apply, imwrite per file"),
     Impl("tf-histeq clahe DIR -o OUT", "ours", ours.cli),
@@ -100,6 +122,10 @@ def impls_for(w: Workload) -> tuple[Impl, ...]:
         return FILES_IMPLS
     if w.kind == "cli":
         return CLI_IMPLS
+    if w.kind == "match":
+        return MATCH_IMPLS
+    if w.kind == "augment":
+        return AUGMENT_IMPLS
     if w.kind == "clahe":
         return CLAHE_IMPLS
     if w.dtype == "uint8":  # the numpy loop is only the baseline of the 16-bit workload

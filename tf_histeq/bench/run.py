@@ -35,8 +35,14 @@ METHOD = {
     ),
     "clahe": f"clip_limit {CLIP_LIMIT:g}, {TILE_GRID[0]}x{TILE_GRID[1]} tiles",
     "pixels": (
-        "the output of every tf_histeq row is compared sample for sample with the cv2 row of its workload "
-        "(where there is one); any difference makes the row an error"
+        "the output of every tf_histeq row is compared sample for sample with the reference row of its "
+        "workload (OpenCV; scikit-image rounded half to even for match_histograms), where there is one; any "
+        "difference makes the row an error"
+    ),
+    "match_histograms": "every image matched to one reference image, normal(150, 40), as large as the images",
+    "fit step": (
+        "one train_on_batch of Input -> layer -> Rescaling -> Conv2D(8, 3) -> GlobalAveragePooling2D -> "
+        "Dense(1), compiled with Keras's defaults"
     ),
     "tf.data map cost": (
         "t(from_tensor_slices(images).map(map_fn(op), num_parallel_calls=AUTOTUNE).batch(N)) minus "
@@ -55,7 +61,11 @@ METHOD = {
 
 def _array_context(w: Workload, settings: Settings) -> dict[str, Any]:
     x = workloads.make_input(w.shape, w.dtype, w.value_range, seed=SEED)
-    return {"numpy": x, "tensor": tf.identity(tf.constant(x)), "settings": settings}
+    ctx = {"numpy": x, "tensor": tf.identity(tf.constant(x)), "settings": settings, "op_kwargs": w.op_kwargs}
+    if w.kind == "match":
+        ctx["reference"] = workloads.make_reference(*w.shape[1:3])
+        ctx["op_kwargs"] = {**w.op_kwargs, "reference": ctx["reference"]}
+    return ctx
 
 
 def _files_context(w: Workload, settings: Settings, scratch: str, folders: dict, say) -> dict[str, Any]:

@@ -90,6 +90,22 @@ TARGETS = (
         higher=False,
     ),
     Target(
+        "match_gray",
+        ("match_histograms tf.function", "match_histograms XLA"),
+        "ratio_vs_cv2",
+        10.0,
+        "best of match_histograms tf.function / XLA >= 10x the skimage match_histograms loop",
+    ),
+    Target(
+        "augment",
+        ("RandomCLAHE layer, fit step",),
+        "ratio_vs_op",
+        1.3,
+        "a fit step with RandomCLAHE takes <= 1.3x the time of one with the fixed CLAHE layer",
+        higher=False,
+        as_time=True,
+    ),
+    Target(
         "files",
         ("read, decode_png, map_fn('clahe'), batch(8)",),
         "ratio_vs_cv2",

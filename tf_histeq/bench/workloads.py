@@ -35,9 +35,11 @@ class Workload:
     """One input and the rows timed on it.
 
     `kind` selects the rows (`rows.impls_for`): `"hist"` and `"clahe"` are
-    batches in memory given to the functions; `"files"` is a folder of PNG
-    files read by a `tf.data` pipeline; `"cli"` the same folder given to the
-    command line. `shape` is `(N, H, W, C)`: N images, or N files.
+    batches in memory given to the functions; `"match"` a batch matched to
+    one reference image; `"augment"` a batch in one training step of a small
+    model; `"files"` is a folder of PNG files read by a `tf.data` pipeline;
+    `"cli"` the same folder given to the command line. `shape` is
+    `(N, H, W, C)`: N images, or N files.
     """
 
     key: str
@@ -49,8 +51,8 @@ class Workload:
 
     @property
     def op(self) -> str:
-        """The tf_histeq function measured: `"equalize_hist"` or `"clahe"`."""
-        return "equalize_hist" if self.kind == "hist" else "clahe"
+        """The tf_histeq function measured: `"equalize_hist"`, `"clahe"` or `"match_histograms"`."""
+        return {"hist": "equalize_hist", "match": "match_histograms"}.get(self.kind, "clahe")
 
     @property
     def name(self) -> str:
@@ -62,7 +64,8 @@ class Workload:
         text = "x".join(map(str, self.shape)) + " " + self.dtype
         if self.bins is not None:
             text += f" ({self.bins} bins)"
-        return ("CLAHE " if self.kind == "clahe" else "") + text
+        prefix = {"clahe": "CLAHE ", "match": "match_histograms ", "augment": "fit step "}.get(self.kind, "")
+        return prefix + text
 
     @property
     def megapixels(self) -> float:
@@ -89,6 +92,8 @@ FULL_WORKLOADS = (
     Workload("hist_12bit", "hist", (8, 512, 512, 1), "uint16", (0, 4095), 4096),
     Workload("clahe_gray", "clahe", (8, 512, 512, 1)),
     Workload("clahe_rgb", "clahe", (8, 512, 512, 3)),
+    Workload("match_gray", "match", (32, 256, 256, 1)),
+    Workload("augment", "augment", (16, 256, 256, 1)),
     Workload("files", "files", (200, 896, 896, 1)),
     Workload("cli", "cli", (200, 896, 896, 1)),
 )
@@ -101,6 +106,8 @@ QUICK_WORKLOADS = (
     Workload("hist_12bit", "hist", (2, 32, 32, 1), "uint16", (0, 4095), 4096),
     Workload("clahe_gray", "clahe", (2, 64, 64, 1)),
     Workload("clahe_rgb", "clahe", (2, 64, 64, 3)),
+    Workload("match_gray", "match", (4, 32, 32, 1)),
+    Workload("augment", "augment", (2, 64, 64, 1)),
     Workload("files", "files", (6, 96, 96, 1)),
     Workload("cli", "cli", (6, 96, 96, 1)),
 )
@@ -122,6 +129,20 @@ def make_input(shape, dtype="uint8", value_range=None, seed=SEED) -> np.ndarray:
     rng = np.random.default_rng(seed)
     values = np.clip(np.rint(rng.normal(MEAN * scale, STD * scale, shape)), 0, high)
     return values.astype(dtype)
+
+
+def make_reference(height: int, width: int, seed: int = SEED + 1) -> np.ndarray:
+    """The reference image of the `match` workload: another "scanner", brighter and wider than the inputs.
+
+    normal(150, 40) rounded and clipped, uint8 `(height, width)`.
+
+    Example:
+        >>> ref = make_reference(64, 64)
+        >>> ref.shape, 140 < ref.mean() < 160
+        ((64, 64), np.True_)
+    """
+    rng = np.random.default_rng(seed)
+    return np.clip(np.rint(rng.normal(150.0, 40.0, (height, width))), 0, 255).astype(np.uint8)
 
 
 def write_png_folder(folder: str, count: int, height: int, width: int, seed: int = SEED) -> list[str]:
