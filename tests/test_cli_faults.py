@@ -26,7 +26,8 @@ import tensorflow as tf
 import tf_histeq
 from tests._files import HalfWritten, decode, write_png
 from tests._references import assert_same_pixels
-from tf_histeq import cli, samples
+from tf_histeq import samples
+from tf_histeq.cli import files, main
 
 _RETIRED: list = []  # tf.data service servers, kept until the process ends
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +39,7 @@ ENV = {
 
 
 def _main(argv, capsys):
-    code = cli.main([str(a) for a in argv])
+    code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -101,18 +102,19 @@ def test_inputs_deleted_or_replaced_after_listing(tmp_path, capsys, monkeypatch,
     names = _make_inputs(src)
     originals = {name: (src / name).read_bytes() for name in names}
     deleted, folder, dangling = names[0], names[2], names[3]  # gray PNG, RGBA PNG, JPEG
-    real_plan = cli._plan
+    real_plan = files.plan
 
     def plan_then_break(*args, **kwargs):  # the files are listed and sniffed; then they go
-        real_plan(*args, **kwargs)
+        jobs = real_plan(*args, **kwargs)
         (src / deleted).unlink()
         (src / folder).unlink()
         (src / folder).mkdir()
         (src / dangling).unlink()
         (src / dangling).symlink_to(tmp_path / "nowhere.jpg")
+        return jobs
 
     extra = ["--data-service", request.getfixturevalue("service")] if mode == "data-service" else []
-    monkeypatch.setattr(cli, "_plan", plan_then_break)
+    monkeypatch.setattr(files, "plan", plan_then_break)
     code, stdout, err = _main(["equalize", src, "-o", out, *extra], capsys)
     assert code == 1, err
     assert "3 processed, 0 skipped (output exists), 3 failed" in stdout
@@ -143,7 +145,7 @@ def test_input_deleted_before_its_compare_figure_is_drawn(tmp_path, capsys, monk
     names = _make_inputs(src, count=2)
     gone = names[1]
     data = (src / gone).read_bytes()
-    real_write = cli._write_atomic
+    real_write = files.write_atomic
 
     def write_then_delete(path, payload, **kwargs):  # the image is written; its source goes before the figure
         written = real_write(path, payload, **kwargs)
@@ -151,7 +153,7 @@ def test_input_deleted_before_its_compare_figure_is_drawn(tmp_path, capsys, monk
             (src / gone).unlink()
         return written
 
-    monkeypatch.setattr(cli, "_write_atomic", write_then_delete)
+    monkeypatch.setattr(files, "write_atomic", write_then_delete)
     code, stdout, err = _main(["equalize", src, "-o", out, "--compare"], capsys)
     assert code == 1
     assert "1 processed, 0 skipped (output exists), 1 failed" in stdout
@@ -187,7 +189,7 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
                 return HalfWritten(file, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))  # a full disk
         return file
 
-    monkeypatch.setattr(cli, "open", fake_open, raising=False)
+    monkeypatch.setattr(files, "open", fake_open, raising=False)
     code, stdout, err = _main(["equalize", src, "-o", out], capsys)
     assert code == 1
     assert "2 processed, 0 skipped (output exists), 4 failed" in stdout
@@ -212,8 +214,8 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
 # stops at once.
 SLOW_DISK_CLI = textwrap.dedent(
     """
-    import builtins, os, sys, time
-    from tf_histeq import cli
+    import builtins, os, signal, sys, time
+    from tf_histeq.cli import files, main, service
 
     PAUSE = float(os.environ["SLOW_WRITE_S"])
 
@@ -234,9 +236,12 @@ SLOW_DISK_CLI = textwrap.dedent(
         file = builtins.open(path, mode, *args, **kwargs)
         return Slow(file) if "x" in mode else file
 
-    cli.open = slow_open
-    cli.SERVICE_WAIT_NOTE_S = 0.2
-    sys.exit(cli.main(sys.argv[1:]))
+    # SIGINT as an interactive shell hands it to a command, even when this test run was started with
+    # SIGINT ignored (nohup, a background job of a script), which the child would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    files.open = slow_open
+    service.SERVICE_WAIT_NOTE_S = 0.2
+    sys.exit(main(sys.argv[1:]))
     """
 )
 

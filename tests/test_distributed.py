@@ -38,6 +38,8 @@ from tests import _images
 from tests._files import decode, write_png
 from tests._references import assert_same_pixels
 from tf_histeq import cli, samples
+from tf_histeq.cli import files
+from tf_histeq.cli import service as cli_service
 from tf_histeq.data import map_fn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -340,7 +342,7 @@ def inputs(tmp_path_factory):
     write_png(root / "rgba.png", np.dstack([scene, np.full(scene.shape[:2], 200, np.uint8)]))
     (root / "scene.jpg").write_bytes(tf.io.encode_jpeg(scene, quality=90).numpy())
     (root / "sub").mkdir()
-    (root / "sub" / "scene.bmp").write_bytes(cli._encode_bmp(scene))
+    (root / "sub" / "scene.bmp").write_bytes(files.encode_bmp(scene))
     data = bytearray((root / "xray0.png").read_bytes())
     data[60:70] = b"\x00" * 10
     (root / "corrupt.png").write_bytes(bytes(data))  # fails to decode: on the worker, and here
@@ -406,7 +408,7 @@ def test_cli_waits_for_a_worker_and_says_so(inputs, tmp_path, capsys, monkeypatc
     server = _Service(workers=0)
     joiner = threading.Timer(1.5, server.add_worker)
     try:
-        monkeypatch.setattr(cli, "SERVICE_WAIT_NOTE_S", 0.3)
+        monkeypatch.setattr(cli_service, "SERVICE_WAIT_NOTE_S", 0.3)
         joiner.start()
         names = [inputs / "xray1.png", inputs / "rgba.png"]
         code, out, err = _main(["equalize", *names, "-o", tmp_path, "--data-service", server.target], capsys)

@@ -1,0 +1,209 @@
+"""`tf-histeq equalize|clahe INPUT... -o OUTDIR`: equalize image files, losing and overwriting nothing."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import sys
+import time
+
+from tf_histeq import _options
+from tf_histeq.cli import files, pipeline, service
+from tf_histeq.cli.app import ALPHA_WORDS
+from tf_histeq.cli.files import Job, UsageError
+from tf_histeq.cli.terminal import PROG, Interrupt, Progress
+
+PLOT_HINT = 'pip install "tf_histeq[plot]"'
+_FULL_DISK = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class _SourceError(Exception):
+    """The input could not be read again (for its --compare figure); the message is the reason."""
+
+
+def op_kwargs(args) -> dict:
+    """The op's keyword arguments from the command line, validated by `_options.resolve`.
+
+    Raises:
+        UsageError: With the op's own message, if an option has a bad value.
+    """
+    options = {
+        "value_range": None if args.value_range is None else tuple(args.value_range),
+        "bins": args.bins,
+        "channels": args.channels,
+        "alpha": ALPHA_WORDS[args.alpha],
+    }
+    if args.op == "clahe":
+        options.update(clip_limit=args.clip_limit, tile_grid_size=tuple(args.tile_grid_size))
+    else:
+        options["method"] = args.method
+    try:
+        kwargs = _options.resolve(args.op, options, exclude=("mask",))
+        if not 0 <= args.jpeg_quality <= 100:
+            _options.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
+        if not 0 <= args.png_compression <= 9:
+            _options.fail(ValueError, "png_compression", "be an int in [0, 9]", args.png_compression)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    return kwargs
+
+
+def plot_available() -> bool:
+    """True if `tf_histeq.plot` (matplotlib) can be imported."""
+    try:
+        import tf_histeq.plot  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def figure_png(images, titles, value_range) -> bytes:
+    """A `tf_histeq.plot.compare` figure of `images` as PNG bytes."""
+    from tf_histeq import plot
+
+    fig = plot.compare(images, titles, value_range=value_range)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def run(args) -> int:
+    """Run the command; return the exit status (0 all done, 1 some failed, 130 interrupted).
+
+    Raises:
+        UsageError: For options or inputs that do not fit, before any output is written.
+    """
+    kwargs = op_kwargs(args)
+    host_port = service.address(args.data_service)
+    if host_port:
+        service.check_reachable(args.data_service, host_port)
+    pairs = files.collect(args.inputs, args.recursive, args.output)
+    compare = args.compare
+    if compare and not plot_available():
+        print(f"{PROG}: note: --compare needs matplotlib ({PLOT_HINT}); writing images only", file=sys.stderr)
+        compare = False
+    jobs = files.plan(pairs, args.output, fmt=args.format, overwrite=args.overwrite, compare=compare)
+    todo = [job for job in jobs if job.error is None and not job.skip]
+    failed = [job for job in jobs if job.error is not None]
+    skipped = sum(job.skip for job in jobs)
+    for job in failed:
+        print(f"{PROG}: {job.source}: {job.error}", file=sys.stderr)
+
+    processed = pixels = full_disk = handled = 0
+    stats = service.Stats()
+    interrupted = False
+    start = time.perf_counter()
+    if todo:
+        tf = pipeline.import_tensorflow()
+        from tf_histeq import _convert, ops
+
+        for dtype in sorted({tf.uint16 if job.is16 else tf.uint8 for job in todo}, key=str):
+            try:  # options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images
+                _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
+            except (TypeError, ValueError) as err:
+                raise UsageError(f"{err} (for the {dtype.name} inputs)") from None
+        os.makedirs(args.output, exist_ok=True)
+        op = ops.OPS[args.op]
+        start = time.perf_counter()
+        progress = Progress(len(todo))
+        results = None
+        with Interrupt() as interrupt:
+            try:
+                if host_port:
+                    results = service.results(
+                        tf, todo, op, kwargs, args.jpeg_quality, args.data_service, stats, interrupt
+                    )
+                else:
+                    dataset = pipeline.build(tf, todo, op, kwargs, args.jpeg_quality)
+                    results = pipeline.results(tf, dataset, len(todo), [job.source for job in todo])
+                for index, payload, error, count in results:
+                    job = todo[index]
+                    if error is None:
+                        try:
+                            if _write_outputs(tf, job, payload, args, kwargs):
+                                processed += 1
+                                pixels += count
+                            else:  # another run wrote it since this one looked
+                                skipped += 1
+                        except _SourceError as err:
+                            error = str(err)
+                        except OSError as err:
+                            error = f"cannot write the output ({err.strerror or err})"
+                            full_disk += err.errno in _FULL_DISK
+                    if error is not None:
+                        job.error = error
+                        failed.append(job)
+                        progress.message(f"{PROG}: {job.source}: {error}")
+                    progress.advance(count)
+                    handled += 1
+                    interrupt.check()  # after a first Ctrl-C: stop here, between two files
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                if results is not None:
+                    results.close()  # ends the service reader too
+                progress.close()
+
+    elapsed = time.perf_counter() - start
+    rate = pixels / 1e6 / elapsed if elapsed > 0 and pixels else 0.0
+    if interrupted:
+        left = len(todo) - handled
+        print(
+            f"\n{PROG} {args.op}: interrupted: {processed} processed, {len(failed)} failed, {left} not done "
+            f"in {elapsed:.1f} s; finished files are complete and kept, no partial file is left, and the same "
+            "command again does the rest",
+            file=sys.stderr,
+        )
+        return 130
+    summary = (
+        f"{PROG} {args.op}: {processed} processed, {skipped} skipped (output exists), "
+        f"{len(failed)} failed in {elapsed:.1f} s ({rate:.3g} MP/s); outputs in {args.output}"
+    )
+    if host_port and todo:
+        summary += f"; {stats.done_there} done on the tf.data service at {args.data_service}"
+    print(summary)
+    if stats.failure:
+        print(f"{PROG}: note: the tf.data service stopped answering ({stats.failure})", file=sys.stderr)
+    if stats.redone_here:
+        print(
+            f"{PROG}: note: {stats.redone_here} file(s) did not come back from the tf.data service and were done "
+            "here; can its workers read the inputs at the same absolute paths?",
+            file=sys.stderr,
+        )
+    if full_disk:
+        print(
+            f"{PROG}: the output disk is full: {full_disk} output(s) not written (no partial file is left); "
+            "free some space and run the same command again, which skips the finished files",
+            file=sys.stderr,
+        )
+    if skipped and not args.overwrite:
+        print(f"{PROG}: existing outputs were kept; pass --overwrite to replace them", file=sys.stderr)
+    return 0 if not failed else 1
+
+
+def _write_outputs(tf, job: Job, payload: bytes, args, kwargs: dict) -> bool:
+    """Encode and write the job's image (and figure); True if this run wrote the image."""
+    if job.out_fmt == "jpeg":
+        encoded, pixels = payload, None
+    else:
+        pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
+        if job.out_fmt == "png":
+            encoded = files.encode_png(pixels, args.png_compression)
+        else:
+            encoded = files.encode_bmp(pixels)
+    written = files.write_atomic(job.output, encoded, overwrite=args.overwrite)
+    if job.figure:
+        try:
+            with open(job.source, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise _SourceError(f"cannot read the file again for its --compare figure ({err.strerror or err})") from None
+        try:
+            before = pipeline.decode(tf, data, job.is16)
+        except tf.errors.OpError as err:  # replaced by something else since the pipeline read it
+            raise _SourceError(f"the file changed during the run ({pipeline.reason(err)})") from None
+        after = pixels if pixels is not None else pipeline.decode(tf, encoded, job.is16)
+        figure = figure_png([before, after], [os.path.basename(job.source), args.op], kwargs["value_range"])
+        written |= files.write_atomic(job.figure, figure, overwrite=args.overwrite)
+    return written
