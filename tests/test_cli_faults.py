@@ -1,4 +1,4 @@
-"""The CLI under faults: inputs that vanish mid-run, a full output disk, SIGINT.
+"""The CLI under faults: inputs that vanish mid-run, a full output disk, a service that stops, SIGINT, two runs at once.
 
 Each test checks the same contract: no partial output (no temporary file left,
 every output decodes completely and equals the function's result), a report
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,7 +28,7 @@ import tf_histeq
 from tests._files import HalfWritten, decode, write_png
 from tests._references import assert_same_pixels
 from tf_histeq import samples
-from tf_histeq.cli import files, main
+from tf_histeq.cli import files, main, pipeline, terminal
 
 _RETIRED: list = []  # tf.data service servers, kept until the process ends
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,6 +207,47 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
     _assert_outputs_complete(src, out, names)
 
 
+# --------------------------------------------------------------------------- a tf.data service that stops, a bug
+
+
+def _service_reader_raising(monkeypatch, error: Exception) -> None:
+    """The service's results end with `error` before any element; the local pipeline stays as it is."""
+    real_build = pipeline.build
+
+    def build(tf, jobs, op, kwargs, jpeg_quality, service=None):
+        if service is None:
+            return real_build(tf, jobs, op, kwargs, jpeg_quality)
+
+        def elements():
+            raise error
+            yield
+
+        return elements()
+
+    monkeypatch.setattr(pipeline, "build", build)
+
+
+def test_a_service_that_stops_answering_is_reported_and_the_files_are_done_here(tmp_path, capsys, monkeypatch, service):
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = _make_inputs(src, count=2)
+    _service_reader_raising(monkeypatch, tf.errors.UnavailableError(None, None, "Socket closed"))
+    code, stdout, err = _main(["equalize", src, "-o", out, "--data-service", service], capsys)
+    assert code == 0, err
+    assert "2 processed, 0 skipped (output exists), 0 failed" in stdout and "; 0 done on the tf.data service" in stdout
+    assert "tf-histeq: note: the tf.data service stopped answering (Socket closed)" in err
+    _assert_outputs_complete(src, out, names)
+
+
+def test_a_bug_behind_the_service_is_raised_not_reported_as_a_stopped_service(tmp_path, capsys, monkeypatch, service):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _make_inputs(src, count=2)
+    _service_reader_raising(monkeypatch, tf.errors.InvalidArgumentError(None, None, "a bug in the pipeline"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a bug in the pipeline"):
+        main(["equalize", str(src), "-o", str(out), "--data-service", service])
+    assert "stopped answering" not in capsys.readouterr().err
+    assert not [p for p in out.iterdir() if not p.name.startswith(".")]
+
+
 # --------------------------------------------------------------------------- SIGINT
 
 
@@ -327,6 +369,84 @@ def test_sigint_while_the_data_service_has_no_worker_stops_at_once(tmp_path):
     assert stopped_in < 10
     assert "interrupted: 0 processed, 0 failed, 2 not done" in stderr
     assert stdout == "" and not any(out.iterdir())
+
+
+def test_an_ignored_sigint_stays_ignored_and_the_default_one_comes_back():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    try:
+        with terminal.Interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with terminal.Interrupt() as interrupt:
+            assert signal.getsignal(signal.SIGINT) == interrupt._handle
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- two runs into one folder
+
+
+# The CLI, started at a signal: TensorFlow is imported first, so that two runs begin their work together.
+ON_SIGNAL_CLI = textwrap.dedent(
+    """
+    import os, sys, time
+    from tf_histeq.cli import main, pipeline
+
+    ready, go = sys.argv[1:3]
+    pipeline.import_tensorflow()
+    open(ready, "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+@pytest.mark.slow  # two command lines, each importing TensorFlow
+def test_two_runs_at_once_into_one_folder_write_each_output_once(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = _make_inputs(src, count=40, size=(64, 80))
+    go = tmp_path / "go"
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                ON_SIGNAL_CLI,
+                str(tmp_path / f"ready{i}"),
+                str(go),
+                "equalize",
+                str(src),
+                "-o",
+                str(out),
+            ],
+            env=ENV,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        _wait_for(lambda: all((tmp_path / f"ready{i}").exists() for i in range(2)), runs[0])
+        go.touch()
+        results = [run.communicate(timeout=300) for run in runs]
+    finally:
+        for run in runs:
+            _stop(run)
+    counts = []
+    for run, (stdout, stderr) in zip(runs, results, strict=True):
+        assert run.returncode == 0, stderr
+        match = re.search(r"(\d+) processed, (\d+) skipped \(output exists\), 0 failed", stdout)
+        assert match, stdout
+        counts.append((int(match[1]), int(match[2])))
+    # Every file written by exactly one of the runs, and found done by the other.
+    assert sum(processed for processed, _ in counts) == len(names), counts
+    assert all(processed + skipped == len(names) for processed, skipped in counts), counts
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    _assert_outputs_complete(src, out, names)
 
 
 def test_cleanup_helper_is_not_fooled_by_a_leftover_folder(tmp_path):

@@ -170,6 +170,20 @@ def test_an_output_that_appears_while_writing_is_kept(tmp_path, monkeypatch):
     assert path.read_bytes() == b"the other run's output" and not _leftovers(tmp_path)
 
 
+def test_the_no_clobber_step_is_a_hard_link_which_refuses_a_name_taken_at_that_instant(tmp_path, monkeypatch):
+    """Not check-then-rename: `os.replace` is never used, and `os.link` fails if the name was taken just before."""
+    path, real_link = tmp_path / "a.png", os.link
+
+    def link_just_after_another_run(src, dst):
+        path.write_bytes(b"the other run's output")
+        return real_link(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", lambda *args: pytest.fail("os.replace could replace a file"))
+    monkeypatch.setattr(files.os, "link", link_just_after_another_run)
+    assert files.write_atomic(str(path), b"this run's output", overwrite=False) is False
+    assert path.read_bytes() == b"the other run's output" and not _leftovers(tmp_path)
+
+
 @pytest.mark.parametrize("code", [errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV])
 def test_without_hard_links_the_write_falls_back_to_check_then_rename(tmp_path, monkeypatch, code):
     def no_links(src, dst):
