@@ -304,7 +304,7 @@ class TestOutputs:
         jobs = files.plan(
             files.collect([str(src)], False, str(out)), str(out), fmt=None, overwrite=False, compare=False
         )
-        assert pipeline._compiled(jobs) == [False, True, True]  # odd.png, x0.png, x1.png
+        assert pipeline.runs_compiled(jobs) == [False, True, True]  # odd.png, x0.png, x1.png
         code, _, err = _run(["clahe", src, "-o", out, "--clip-limit", "3"], capsys)
         assert code == 0, err
         for name, image in images.items():

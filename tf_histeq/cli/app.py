@@ -51,8 +51,8 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
         default=PNG_COMPRESSION,
         metavar="N",
         help=f"zlib level of PNG outputs, 0..9 (default {PNG_COMPRESSION}: fast, as OpenCV's imwrite; 2..9 filter "
-        "as libpng does, and 6..9 make large images about 20%% smaller, several times more slowly; 0 stores "
-        "the pixels uncompressed)",
+        "as libpng does: smaller files for large smooth images, much more slowly; 0 stores the pixels "
+        "uncompressed)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     parser.add_argument(

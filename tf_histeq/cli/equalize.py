@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
+import importlib
 import io
 import os
 import sys
@@ -52,7 +54,7 @@ def op_kwargs(args) -> dict:
 def plot_available() -> bool:
     """True if `tf_histeq.plot` (matplotlib) can be imported."""
     try:
-        import tf_histeq.plot  # noqa: F401
+        importlib.import_module("tf_histeq.plot")
     except ImportError:
         return False
     return True
@@ -66,6 +68,21 @@ def figure_png(images, titles, value_range) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What a run did, for its summary."""
+
+    jobs: int = 0  # to process (planned, not failed, not skipped)
+    processed: int = 0  # outputs written by this run
+    skipped: int = 0  # outputs that existed, before the run or written meanwhile by another
+    failed: list[Job] = dataclasses.field(default_factory=list)
+    handled: int = 0  # of `jobs`, done one way or another
+    pixels: int = 0  # height × width of the processed images
+    full_disk: int = 0  # outputs not written for want of space
+    interrupted: bool = False
+    seconds: float = 0.0
 
 
 def run(args) -> int:
@@ -85,82 +102,85 @@ def run(args) -> int:
         compare = False
     jobs = files.plan(pairs, args.output, fmt=args.format, overwrite=args.overwrite, compare=compare)
     todo = [job for job in jobs if job.error is None and not job.skip]
-    failed = [job for job in jobs if job.error is not None]
-    skipped = sum(job.skip for job in jobs)
-    for job in failed:
+    tally = _Tally(jobs=len(todo), skipped=sum(job.skip for job in jobs))
+    tally.failed = [job for job in jobs if job.error is not None]
+    for job in tally.failed:
         print(f"{PROG}: {job.source}: {job.error}", file=sys.stderr)
-
-    processed = pixels = full_disk = handled = 0
     stats = service.Stats()
-    interrupted = False
-    start = time.perf_counter()
     if todo:
-        tf = pipeline.import_tensorflow()
-        from tf_histeq import _convert, ops
+        _process(args, kwargs, todo, tally, stats)
+    return _report(args, tally, stats)
 
-        for dtype in sorted({tf.uint16 if job.is16 else tf.uint8 for job in todo}, key=str):
-            try:  # options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images
-                _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
-            except (TypeError, ValueError) as err:
-                raise UsageError(f"{err} (for the {dtype.name} inputs)") from None
-        os.makedirs(args.output, exist_ok=True)
-        op = ops.OPS[args.op]
-        start = time.perf_counter()
-        progress = Progress(len(todo))
-        results = None
-        with Interrupt() as interrupt:
-            try:
-                if host_port:
-                    results = service.results(
-                        tf, todo, op, kwargs, args.jpeg_quality, args.data_service, stats, interrupt
-                    )
-                else:
-                    dataset = pipeline.build(tf, todo, op, kwargs, args.jpeg_quality)
-                    results = pipeline.results(tf, dataset, len(todo), [job.source for job in todo])
-                for index, payload, error, count in results:
-                    job = todo[index]
-                    if error is None:
-                        try:
-                            if _write_outputs(tf, job, payload, args, kwargs):
-                                processed += 1
-                                pixels += count
-                            else:  # another run wrote it since this one looked
-                                skipped += 1
-                        except _SourceError as err:
-                            error = str(err)
-                        except OSError as err:
-                            error = f"cannot write the output ({err.strerror or err})"
-                            full_disk += err.errno in _FULL_DISK
-                    if error is not None:
-                        job.error = error
-                        failed.append(job)
-                        progress.message(f"{PROG}: {job.source}: {error}")
-                    progress.advance(count)
-                    handled += 1
-                    interrupt.check()  # after a first Ctrl-C: stop here, between two files
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                if results is not None:
-                    results.close()  # ends the service reader too
-                progress.close()
 
-    elapsed = time.perf_counter() - start
-    rate = pixels / 1e6 / elapsed if elapsed > 0 and pixels else 0.0
-    if interrupted:
-        left = len(todo) - handled
+def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.Stats) -> None:
+    """Equalize and write the jobs to do, counting in `tally`; a Ctrl-C ends it between two files."""
+    tf = pipeline.import_tensorflow()
+    from tf_histeq import _convert, ops
+
+    for dtype in sorted({tf.uint16 if job.is16 else tf.uint8 for job in todo}, key=str):
+        try:  # options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images
+            _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"{err} (for the {dtype.name} inputs)") from None
+    os.makedirs(args.output, exist_ok=True)
+    op = ops.OPS[args.op]
+    start = time.perf_counter()
+    progress = Progress(len(todo))
+    results = None
+    with Interrupt() as interrupt:
+        try:
+            if args.data_service:
+                results = service.results(tf, todo, op, kwargs, args.jpeg_quality, args.data_service, stats, interrupt)
+            else:
+                dataset = pipeline.build(tf, todo, op, kwargs, args.jpeg_quality)
+                results = pipeline.results(tf, dataset, len(todo), [job.source for job in todo])
+            for index, payload, error, pixels in results:
+                job = todo[index]
+                if error is None:
+                    try:
+                        if _write_outputs(tf, job, payload, args, kwargs):
+                            tally.processed += 1
+                            tally.pixels += pixels
+                        else:  # another run wrote it since this one looked
+                            tally.skipped += 1
+                    except _SourceError as err:
+                        error = str(err)
+                    except OSError as err:
+                        error = f"cannot write the output ({err.strerror or err})"
+                        tally.full_disk += err.errno in _FULL_DISK
+                if error is not None:
+                    job.error = error
+                    tally.failed.append(job)
+                    progress.message(f"{PROG}: {job.source}: {error}")
+                progress.advance(pixels)
+                tally.handled += 1
+                interrupt.check()  # after a first Ctrl-C: stop here, between two files
+        except KeyboardInterrupt:
+            tally.interrupted = True
+        finally:
+            if results is not None:
+                results.close()  # ends the service reader too
+            progress.close()
+            tally.seconds = time.perf_counter() - start
+
+
+def _report(args, tally: _Tally, stats: service.Stats) -> int:
+    """Print the summary (stdout) and notes (stderr); return the exit status."""
+    elapsed = tally.seconds
+    if tally.interrupted:
         print(
-            f"\n{PROG} {args.op}: interrupted: {processed} processed, {len(failed)} failed, {left} not done "
-            f"in {elapsed:.1f} s; finished files are complete and kept, no partial file is left, and the same "
-            "command again does the rest",
+            f"\n{PROG} {args.op}: interrupted: {tally.processed} processed, {len(tally.failed)} failed, "
+            f"{tally.jobs - tally.handled} not done in {elapsed:.1f} s; finished files are complete and kept, "
+            "no partial file is left, and the same command again does the rest",
             file=sys.stderr,
         )
         return 130
+    rate = tally.pixels / 1e6 / elapsed if elapsed > 0 and tally.pixels else 0.0
     summary = (
-        f"{PROG} {args.op}: {processed} processed, {skipped} skipped (output exists), "
-        f"{len(failed)} failed in {elapsed:.1f} s ({rate:.3g} MP/s); outputs in {args.output}"
+        f"{PROG} {args.op}: {tally.processed} processed, {tally.skipped} skipped (output exists), "
+        f"{len(tally.failed)} failed in {elapsed:.1f} s ({rate:.3g} MP/s); outputs in {args.output}"
     )
-    if host_port and todo:
+    if args.data_service and tally.jobs:
         summary += f"; {stats.done_there} done on the tf.data service at {args.data_service}"
     print(summary)
     if stats.failure:
@@ -171,15 +191,15 @@ def run(args) -> int:
             "here; can its workers read the inputs at the same absolute paths?",
             file=sys.stderr,
         )
-    if full_disk:
+    if tally.full_disk:
         print(
-            f"{PROG}: the output disk is full: {full_disk} output(s) not written (no partial file is left); "
+            f"{PROG}: the output disk is full: {tally.full_disk} output(s) not written (no partial file is left); "
             "free some space and run the same command again, which skips the finished files",
             file=sys.stderr,
         )
-    if skipped and not args.overwrite:
+    if tally.skipped and not args.overwrite:
         print(f"{PROG}: existing outputs were kept; pass --overwrite to replace them", file=sys.stderr)
-    return 0 if not failed else 1
+    return 0 if not tally.failed else 1
 
 
 def _write_outputs(tf, job: Job, payload: bytes, args, kwargs: dict) -> bool:

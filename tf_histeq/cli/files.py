@@ -262,10 +262,10 @@ def encode_png(pixels: np.ndarray, compression: int = PNG_COMPRESSION) -> bytes:
     default level. Levels 2..9 write as libpng does by default, and so as
     `tf.io.encode_png` and OpenCV given a level: each row with the filter that
     minimizes the sum of its bytes' magnitudes, and zlib's strategy for
-    filtered data at that level; 6..9 give files about 20 % smaller than level
-    1 on large smooth images (on small or noisy ones, level 1 can be the
-    smallest). Level 0 stores the rows uncompressed. Python's zlib releases the
-    GIL while it compresses.
+    filtered data at that level; 6..9 make large smooth images smaller than
+    level 1 does, much more slowly (on small or noisy images, level 1 can give
+    the smallest file). Level 0 stores the rows uncompressed. Python's zlib
+    releases the GIL while it compresses.
 
     Args:
         pixels: The image; 16-bit samples are written big-endian, as PNG wants.
