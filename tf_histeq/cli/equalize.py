@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
 import errno
 import importlib
@@ -113,7 +115,13 @@ def run(args) -> int:
 
 
 def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.Stats) -> None:
-    """Equalize and write the jobs to do, counting in `tally`; a Ctrl-C ends it between two files."""
+    """Equalize, encode and write the jobs to do, counting in `tally`; a Ctrl-C ends it between two files.
+
+    The pipeline's threads decode and equalize; a pool of threads encodes
+    (`_encode`: NumPy and zlib, which release the GIL), a few files ahead; this
+    thread writes the files in order, so an interrupted run stops at a file
+    boundary and every write is the main thread's.
+    """
     tf = pipeline.import_tensorflow()
     from tf_histeq import _convert, ops
 
@@ -126,7 +134,32 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     op = ops.OPS[args.op]
     start = time.perf_counter()
     progress = Progress(len(todo))
+    workers = os.cpu_count() or 1
+    encoders = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tf-histeq-encode")
+    pending: collections.deque = collections.deque()  # (job, encoding future or None, error, pixels), in order
     results = None
+
+    def finish() -> None:
+        job, encoding, error, pixels = pending.popleft()
+        if error is None:
+            try:
+                if _write_outputs(tf, job, *encoding.result(), args, kwargs):
+                    tally.processed += 1
+                    tally.pixels += pixels
+                else:  # another run wrote it since this one looked
+                    tally.skipped += 1
+            except _SourceError as err:
+                error = str(err)
+            except OSError as err:
+                error = f"cannot write the output ({err.strerror or err})"
+                tally.full_disk += err.errno in _FULL_DISK
+        if error is not None:
+            job.error = error
+            tally.failed.append(job)
+            progress.message(f"{PROG}: {job.source}: {error}")
+        progress.advance(pixels)
+        tally.handled += 1
+
     with Interrupt() as interrupt:
         try:
             if args.data_service:
@@ -136,28 +169,18 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
                 results = pipeline.results(tf, dataset, len(todo), [job.source for job in todo])
             for index, payload, error, pixels in results:
                 job = todo[index]
-                if error is None:
-                    try:
-                        if _write_outputs(tf, job, payload, args, kwargs):
-                            tally.processed += 1
-                            tally.pixels += pixels
-                        else:  # another run wrote it since this one looked
-                            tally.skipped += 1
-                    except _SourceError as err:
-                        error = str(err)
-                    except OSError as err:
-                        error = f"cannot write the output ({err.strerror or err})"
-                        tally.full_disk += err.errno in _FULL_DISK
-                if error is not None:
-                    job.error = error
-                    tally.failed.append(job)
-                    progress.message(f"{PROG}: {job.source}: {error}")
-                progress.advance(pixels)
-                tally.handled += 1
-                interrupt.check()  # after a first Ctrl-C: stop here, between two files
+                encoding = None if error is not None else encoders.submit(_encode, tf, job, payload, args)
+                pending.append((job, encoding, error, pixels))
+                while pending and (len(pending) > 2 * workers or pending[0][1] is None or pending[0][1].done()):
+                    finish()
+                    interrupt.check()  # after a first Ctrl-C: stop here, between two files
+            while pending:
+                finish()
+                interrupt.check()
         except KeyboardInterrupt:
             tally.interrupted = True
         finally:
+            encoders.shutdown(wait=True, cancel_futures=True)
             if results is not None:
                 results.close()  # ends the service reader too
             progress.close()
@@ -202,16 +225,18 @@ def _report(args, tally: _Tally, stats: service.Stats) -> int:
     return 0 if not tally.failed else 1
 
 
-def _write_outputs(tf, job: Job, payload: bytes, args, kwargs: dict) -> bool:
-    """Encode and write the job's image (and figure); True if this run wrote the image."""
+def _encode(tf, job: Job, payload: bytes, args) -> tuple[bytes, object]:
+    """The output file's bytes, and its pixels (None for JPEG, which the pipeline encoded)."""
     if job.out_fmt == "jpeg":
-        encoded, pixels = payload, None
-    else:
-        pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
-        if job.out_fmt == "png":
-            encoded = files.encode_png(pixels, args.png_compression)
-        else:
-            encoded = files.encode_bmp(pixels)
+        return payload, None
+    pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
+    if job.out_fmt == "png":
+        return files.encode_png(pixels, args.png_compression), pixels
+    return files.encode_bmp(pixels), pixels
+
+
+def _write_outputs(tf, job: Job, encoded: bytes, pixels, args, kwargs: dict) -> bool:
+    """Write the job's image (and draw and write its figure); True if this run wrote the image."""
     written = files.write_atomic(job.output, encoded, overwrite=args.overwrite)
     if job.figure:
         try:
