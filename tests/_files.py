@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_histeq import samples
-from tf_histeq.cli import files
+from tf_histeq.cli import files, main
 
 
 def write_png(path, array: np.ndarray) -> None:
@@ -74,3 +74,10 @@ def hide_matplotlib(monkeypatch) -> None:
         if name == "matplotlib" or name.startswith("matplotlib.") or name == "tf_histeq.plot":
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """`tf_histeq.cli.main(argv)` in this process: its exit status, stdout and stderr."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

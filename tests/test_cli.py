@@ -17,8 +17,9 @@ import pytest
 import tensorflow as tf
 
 from tests._files import GOOD_FILES, HalfWritten, decode, hide_matplotlib, write_good_inputs, write_png
+from tests._files import run_cli as _run
 from tf_histeq import ops, samples
-from tf_histeq.cli import files, main, pipeline, terminal
+from tf_histeq.cli import files, pipeline, terminal
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -35,12 +36,6 @@ def _assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     differing = int(np.count_nonzero(actual != expected))
     assert differing == 0, f"{differing} of {actual.size} samples differ"
-
-
-def _run(argv, capsys):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import sys
 import pytest
 
 import tf_histeq
+from tests._files import run_cli as _run
 from tests._files import write_good_inputs
 from tf_histeq import ops
 from tf_histeq.cli import app, main
@@ -21,10 +22,13 @@ from tf_histeq.cli import app, main
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def _run(argv, capsys):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+def _main_in_a_fresh_process(argv) -> tuple[str, str]:
+    """Run `main(argv)` in a new interpreter; return its stdout, ending with `CODE TF_IMPORTED`, and its stderr."""
+    code = f"import sys; from tf_histeq.cli import main; c = main({[str(a) for a in argv]!r}); "
+    code += "print(c, 'tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout, result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +44,10 @@ def good(tmp_path_factory):
 
 class TestParsing:
     def test_help_does_not_import_tensorflow(self):
-        code = "import sys; from tf_histeq.cli import main; c = main(['--help']); print(c, 'tensorflow' in sys.modules)"
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
-        assert result.returncode == 0
-        assert result.stdout.strip().splitlines()[-1] == "0 False"
+        stdout, _ = _main_in_a_fresh_process(["--help"])
+        assert stdout.strip().splitlines()[-1] == "0 False"
         for command in ("demo", "equalize", "clahe", "bench"):
-            assert command in result.stdout
+            assert command in stdout
 
     def test_version(self, capsys):
         code, out, _ = _run(["--version"], capsys)
@@ -186,14 +188,9 @@ class TestBench:
 
 
 def test_python_dash_m_usage_error_exits_2_without_importing_tensorflow(good, tmp_path):
-    code = (
-        "import sys; from tf_histeq.cli import main; "
-        f"c = main(['clahe', {str(good)!r}, '-o', {str(tmp_path / 'o')!r}, '--clip-limit', 'nan']); "
-        "print(c, 'tensorflow' in sys.modules)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
-    assert result.stdout.split() == ["2", "False"]
-    assert "tf-histeq: error: `clip_limit` must be a finite number" in result.stderr
+    stdout, stderr = _main_in_a_fresh_process(["clahe", good, "-o", tmp_path / "o", "--clip-limit", "nan"])
+    assert stdout.split() == ["2", "False"]
+    assert "tf-histeq: error: `clip_limit` must be a finite number" in stderr
     result = subprocess.run(
         [
             sys.executable,
@@ -226,12 +223,9 @@ def test_data_service_option_is_documented_and_a_bad_address_is_refused_without_
     for command in ("equalize", "clahe"):
         code, out, _ = _run([command, "--help"], capsys)
         assert code == 0 and "--data-service grpc://HOST:PORT" in out
-    code = (
-        "import sys; from tf_histeq.cli import main; "
-        f"c = main(['clahe', {str(good)!r}, '-o', {str(tmp_path / 'o')!r}, '--data-service', 'dispatcher:5050']); "
-        "print(c, 'tensorflow' in sys.modules)"
+    stdout, stderr = _main_in_a_fresh_process(
+        ["clahe", good, "-o", tmp_path / "o", "--data-service", "dispatcher:5050"]
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
-    assert result.stdout.split() == ["2", "False"]
-    assert "tf-histeq: error: --data-service must be grpc://HOST:PORT" in result.stderr
+    assert stdout.split() == ["2", "False"]
+    assert "tf-histeq: error: --data-service must be grpc://HOST:PORT" in stderr
     assert not (tmp_path / "o").exists()

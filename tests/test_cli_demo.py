@@ -14,16 +14,11 @@ import tensorflow as tf
 
 import tf_histeq
 from tests._files import decode, hide_matplotlib
+from tests._files import run_cli as _run
 from tests._references import assert_same_pixels
 from tf_histeq import samples
 from tf_histeq.cli import app, main
 from tf_histeq.cli import demo as cli_demo
-
-
-def _run(argv, capsys):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -408,6 +408,14 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool) -> bool:
     Raises:
         OSError: If the folder or the file cannot be written (a full disk, a
             read-only folder).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "out", "a.png")
+        >>> write_atomic(path, b"first", overwrite=False), write_atomic(path, b"second", overwrite=False)
+        (True, False)
+        >>> open(path, "rb").read(), os.listdir(os.path.dirname(path))
+        (b'first', ['a.png'])
     """
     folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
