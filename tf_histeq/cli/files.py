@@ -410,11 +410,11 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool) -> bool:
             read-only folder).
 
     Example:
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "out", "a.png")
-        >>> write_atomic(path, b"first", overwrite=False), write_atomic(path, b"second", overwrite=False)
+        >>> import os, pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp(), "out", "a.png")
+        >>> write_atomic(str(path), b"first", overwrite=False), write_atomic(str(path), b"second", overwrite=False)
         (True, False)
-        >>> open(path, "rb").read(), os.listdir(os.path.dirname(path))
+        >>> path.read_bytes(), os.listdir(path.parent)
         (b'first', ['a.png'])
     """
     folder = os.path.dirname(path) or "."
