@@ -134,7 +134,7 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     op = ops.OPS[args.op]
     start = time.perf_counter()
     progress = Progress(len(todo))
-    workers = os.cpu_count() or 1
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     encoders = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tf-histeq-encode")
     pending: collections.deque = collections.deque()  # (job, encoding future or None, error, pixels), in order
     results = None

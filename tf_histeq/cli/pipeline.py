@@ -137,7 +137,7 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         return tf.constant(b""), tf.constant(message)
 
     def encoders(out, channels: int, dtype):
-        def pixels():
+        def raw():
             return tf.io.serialize_tensor(out), tf.constant("")
 
         def jpeg():
@@ -152,9 +152,9 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
                 return failure("BMP holds 8-bit images only; use --format png")
             if channels == 2:
                 return failure("BMP cannot store gray + alpha; use --format png")
-            return pixels()
+            return raw()
 
-        return [pixels, jpeg, bmp]
+        return [raw, jpeg, bmp]
 
     def per_channels(image, fmt, xla, dtype):
         def branch(channels: int):
