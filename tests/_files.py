@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import tensorflow as tf
+
+from tf_histeq import samples
+from tf_histeq.cli import files, main
 
 
 def write_png(path, array: np.ndarray) -> None:
@@ -41,3 +46,38 @@ class HalfWritten:
         self.file.write(data[: len(data) // 2])
         self.file.flush()
         raise self.error
+
+
+GOOD_FILES = ["rgb16.png", "rgba.png", "scene.jpg", "sub/gray.bmp", "sub/scene.bmp", "xray.png", "xray16.png"]
+
+
+def write_good_inputs(root) -> None:
+    """Valid inputs (`GOOD_FILES`): 8- and 16-bit PNG (gray, RGBA, RGB), JPEG, and BMPs in a subfolder."""
+    xray = samples.chest_xray((48, 64), seed=1)
+    scene = samples.color_scene((40, 56), seed=2)
+    write_png(root / "xray.png", xray)
+    write_png(root / "xray16.png", samples.chest_xray((48, 64), bits=12, seed=3))
+    write_png(root / "rgba.png", np.dstack([scene, np.linspace(0, 255, 40 * 56).reshape(40, 56).astype(np.uint8)]))
+    rgb16 = (scene.astype(np.uint16) * 16 + 5).astype(np.uint16)
+    write_png(root / "rgb16.png", rgb16)
+    (root / "scene.jpg").write_bytes(tf.io.encode_jpeg(scene, quality=90).numpy())
+    (root / "notes.txt").write_text("not an image and not an image name: ignored in folders\n")
+    sub = root / "sub"
+    sub.mkdir()
+    (sub / "scene.bmp").write_bytes(files.encode_bmp(scene))
+    (sub / "gray.bmp").write_bytes(files.encode_bmp(xray[..., None]))
+
+
+def hide_matplotlib(monkeypatch) -> None:
+    """Make `import matplotlib` (and so `tf_histeq.plot`) fail for the rest of the test."""
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib.") or name == "tf_histeq.plot":
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """`tf_histeq.cli.main(argv)` in this process: its exit status, stdout and stderr."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -1,4 +1,4 @@
-"""The CLI under faults: inputs that vanish mid-run, a full output disk, SIGINT.
+"""The CLI under faults: inputs that vanish mid-run, a full output disk, a service that stops, SIGINT, two runs at once.
 
 Each test checks the same contract: no partial output (no temporary file left,
 every output decodes completely and equals the function's result), a report
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,7 +27,8 @@ import tensorflow as tf
 import tf_histeq
 from tests._files import HalfWritten, decode, write_png
 from tests._references import assert_same_pixels
-from tf_histeq import cli, samples
+from tf_histeq import samples
+from tf_histeq.cli import files, main, pipeline, terminal
 
 _RETIRED: list = []  # tf.data service servers, kept until the process ends
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +40,7 @@ ENV = {
 
 
 def _main(argv, capsys):
-    code = cli.main([str(a) for a in argv])
+    code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -101,18 +103,19 @@ def test_inputs_deleted_or_replaced_after_listing(tmp_path, capsys, monkeypatch,
     names = _make_inputs(src)
     originals = {name: (src / name).read_bytes() for name in names}
     deleted, folder, dangling = names[0], names[2], names[3]  # gray PNG, RGBA PNG, JPEG
-    real_plan = cli._plan
+    real_plan = files.plan
 
     def plan_then_break(*args, **kwargs):  # the files are listed and sniffed; then they go
-        real_plan(*args, **kwargs)
+        jobs = real_plan(*args, **kwargs)
         (src / deleted).unlink()
         (src / folder).unlink()
         (src / folder).mkdir()
         (src / dangling).unlink()
         (src / dangling).symlink_to(tmp_path / "nowhere.jpg")
+        return jobs
 
     extra = ["--data-service", request.getfixturevalue("service")] if mode == "data-service" else []
-    monkeypatch.setattr(cli, "_plan", plan_then_break)
+    monkeypatch.setattr(files, "plan", plan_then_break)
     code, stdout, err = _main(["equalize", src, "-o", out, *extra], capsys)
     assert code == 1, err
     assert "3 processed, 0 skipped (output exists), 3 failed" in stdout
@@ -143,7 +146,7 @@ def test_input_deleted_before_its_compare_figure_is_drawn(tmp_path, capsys, monk
     names = _make_inputs(src, count=2)
     gone = names[1]
     data = (src / gone).read_bytes()
-    real_write = cli._write_atomic
+    real_write = files.write_atomic
 
     def write_then_delete(path, payload, **kwargs):  # the image is written; its source goes before the figure
         written = real_write(path, payload, **kwargs)
@@ -151,7 +154,7 @@ def test_input_deleted_before_its_compare_figure_is_drawn(tmp_path, capsys, monk
             (src / gone).unlink()
         return written
 
-    monkeypatch.setattr(cli, "_write_atomic", write_then_delete)
+    monkeypatch.setattr(files, "write_atomic", write_then_delete)
     code, stdout, err = _main(["equalize", src, "-o", out, "--compare"], capsys)
     assert code == 1
     assert "1 processed, 0 skipped (output exists), 1 failed" in stdout
@@ -187,7 +190,7 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
                 return HalfWritten(file, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))  # a full disk
         return file
 
-    monkeypatch.setattr(cli, "open", fake_open, raising=False)
+    monkeypatch.setattr(files, "open", fake_open, raising=False)
     code, stdout, err = _main(["equalize", src, "-o", out], capsys)
     assert code == 1
     assert "2 processed, 0 skipped (output exists), 4 failed" in stdout
@@ -204,6 +207,47 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
     _assert_outputs_complete(src, out, names)
 
 
+# --------------------------------------------------------------------------- a tf.data service that stops, a bug
+
+
+def _service_reader_raising(monkeypatch, error: Exception) -> None:
+    """The service's results end with `error` before any element; the local pipeline stays as it is."""
+    real_build = pipeline.build
+
+    def build(tf, jobs, op, kwargs, jpeg_quality, service=None):
+        if service is None:
+            return real_build(tf, jobs, op, kwargs, jpeg_quality)
+
+        def elements():
+            raise error
+            yield
+
+        return elements()
+
+    monkeypatch.setattr(pipeline, "build", build)
+
+
+def test_a_service_that_stops_answering_is_reported_and_the_files_are_done_here(tmp_path, capsys, monkeypatch, service):
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = _make_inputs(src, count=2)
+    _service_reader_raising(monkeypatch, tf.errors.UnavailableError(None, None, "Socket closed"))
+    code, stdout, err = _main(["equalize", src, "-o", out, "--data-service", service], capsys)
+    assert code == 0, err
+    assert "2 processed, 0 skipped (output exists), 0 failed" in stdout and "; 0 done on the tf.data service" in stdout
+    assert "tf-histeq: note: the tf.data service stopped answering (Socket closed)" in err
+    _assert_outputs_complete(src, out, names)
+
+
+def test_a_bug_behind_the_service_is_raised_not_reported_as_a_stopped_service(tmp_path, capsys, monkeypatch, service):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _make_inputs(src, count=2)
+    _service_reader_raising(monkeypatch, tf.errors.InvalidArgumentError(None, None, "a bug in the pipeline"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a bug in the pipeline"):
+        main(["equalize", str(src), "-o", str(out), "--data-service", service])
+    assert "stopped answering" not in capsys.readouterr().err
+    assert not [p for p in out.iterdir() if not p.name.startswith(".")]
+
+
 # --------------------------------------------------------------------------- SIGINT
 
 
@@ -212,8 +256,8 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
 # stops at once.
 SLOW_DISK_CLI = textwrap.dedent(
     """
-    import builtins, os, sys, time
-    from tf_histeq import cli
+    import builtins, os, signal, sys, time
+    from tf_histeq.cli import files, main, service
 
     PAUSE = float(os.environ["SLOW_WRITE_S"])
 
@@ -234,9 +278,12 @@ SLOW_DISK_CLI = textwrap.dedent(
         file = builtins.open(path, mode, *args, **kwargs)
         return Slow(file) if "x" in mode else file
 
-    cli.open = slow_open
-    cli.SERVICE_WAIT_NOTE_S = 0.2
-    sys.exit(cli.main(sys.argv[1:]))
+    # SIGINT as an interactive shell hands it to a command, even when this test run was started with
+    # SIGINT ignored (nohup, a background job of a script), which the child would otherwise inherit.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    files.open = slow_open
+    service.SERVICE_WAIT_NOTE_S = 0.2
+    sys.exit(main(sys.argv[1:]))
     """
 )
 
@@ -322,6 +369,84 @@ def test_sigint_while_the_data_service_has_no_worker_stops_at_once(tmp_path):
     assert stopped_in < 10
     assert "interrupted: 0 processed, 0 failed, 2 not done" in stderr
     assert stdout == "" and not any(out.iterdir())
+
+
+def test_an_ignored_sigint_stays_ignored_and_the_default_one_comes_back():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    try:
+        with terminal.Interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with terminal.Interrupt():
+            assert signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, signal.default_int_handler)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --------------------------------------------------------------------------- two runs into one folder
+
+
+# The CLI, started at a signal: TensorFlow is imported first, so that two runs begin their work together.
+ON_SIGNAL_CLI = textwrap.dedent(
+    """
+    import os, sys, time
+    from tf_histeq.cli import main, pipeline
+
+    ready, go = sys.argv[1:3]
+    pipeline.import_tensorflow()
+    open(ready, "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.002)
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+@pytest.mark.slow  # two command lines, each importing TensorFlow
+def test_two_runs_at_once_into_one_folder_write_each_output_once(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = _make_inputs(src, count=40, size=(64, 80))
+    go = tmp_path / "go"
+    runs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                ON_SIGNAL_CLI,
+                str(tmp_path / f"ready{i}"),
+                str(go),
+                "equalize",
+                str(src),
+                "-o",
+                str(out),
+            ],
+            env=ENV,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        _wait_for(lambda: all((tmp_path / f"ready{i}").exists() for i in range(2)), runs[0])
+        go.touch()
+        results = [run.communicate(timeout=300) for run in runs]
+    finally:
+        for run in runs:
+            _stop(run)
+    counts = []
+    for run, (stdout, stderr) in zip(runs, results, strict=True):
+        assert run.returncode == 0, stderr
+        match = re.search(r"(\d+) processed, (\d+) skipped \(output exists\), 0 failed", stdout)
+        assert match, stdout
+        counts.append((int(match[1]), int(match[2])))
+    # Every file written by exactly one of the runs, and found done by the other.
+    assert sum(processed for processed, _ in counts) == len(names), counts
+    assert all(processed + skipped == len(names) for processed, skipped in counts), counts
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    _assert_outputs_complete(src, out, names)
 
 
 def test_cleanup_helper_is_not_fooled_by_a_leftover_folder(tmp_path):

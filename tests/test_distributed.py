@@ -40,6 +40,7 @@ from tests import _images
 from tests._files import decode, write_png
 from tests._references import assert_same_pixels
 from tf_histeq import cli, samples
+from tf_histeq.cli import service as cli_service
 from tf_histeq.data import map_fn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -436,7 +437,7 @@ def test_cli_waits_for_a_worker_and_says_so(inputs, tmp_path, capsys, monkeypatc
     server = _Service(workers=0)
     joiner = threading.Timer(1.5, server.add_worker)
     try:
-        monkeypatch.setattr(cli, "SERVICE_WAIT_NOTE_S", 0.3)
+        monkeypatch.setattr(cli_service, "SERVICE_WAIT_NOTE_S", 0.3)
         joiner.start()
         names = [inputs / "xray1.png", inputs / "rgba.png"]
         code, out, err = _main(["equalize", *names, "-o", tmp_path, "--data-service", server.target], capsys)

@@ -1,0 +1,36 @@
+"""The `tf-histeq` command line (also `python -m tf_histeq`).
+
+Commands:
+
+* `tf-histeq demo [-o DIR]`: equalize the built-in samples (`tf_histeq.samples`)
+  and write the images, comparison figures and a table of statistics (`demo`).
+* `tf-histeq equalize|clahe INPUT... -o OUTDIR [options]`: equalize image files
+  and folders (`equalize`): a `tf.data` pipeline reads, decodes and equalizes in
+  parallel (`pipeline`), optionally on the workers of a `tf.data` service
+  (`service`), and the outputs are encoded and written here (`files`). The
+  options are the keyword names of `tf_histeq.equalize_hist` and
+  `tf_histeq.clahe` with dashes, with their choices and defaults
+  (`tf_histeq._options`).
+* `tf-histeq bench ARGS`: the benchmark, `tf_histeq.bench.main(ARGS)`.
+
+Nothing is lost or overwritten: inputs are never written to; existing outputs
+are kept unless `--overwrite` (so a rerun skips finished files and an
+interrupted run resumes); every file is written under a temporary name in its
+folder and takes its final name in one atomic step that fails if the name is
+taken, so two runs writing into one folder never replace each other's files
+(`files.write_atomic`); a file that cannot be read or decoded is reported with
+its path and the reason while the others go on. The same holds for a file
+deleted or replaced mid-run, and for an output that cannot be written (a full
+disk): the temporary file is removed and the input is reported. A first Ctrl-C
+(SIGINT) stops the run after the file in hand, a second one at once; either way
+no partial file is left, and the same command again does the rest (`terminal`).
+Exit status: 0 when every input succeeded, 1 when any failed, 2 for a usage
+error (`tf-histeq: error: ...`), 130 when interrupted (`app`).
+
+TensorFlow is imported only once a command needs it, so `tf-histeq --help`
+returns at once.
+"""
+
+from tf_histeq.cli.app import main
+
+__all__ = ["main"]

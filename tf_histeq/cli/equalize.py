@@ -1,0 +1,254 @@
+"""`tf-histeq equalize|clahe INPUT... -o OUTDIR`: equalize image files, losing and overwriting nothing."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import errno
+import importlib
+import io
+import os
+import sys
+import time
+
+from tf_histeq import _options
+from tf_histeq.cli import files, pipeline, service
+from tf_histeq.cli.app import ALPHA_WORDS
+from tf_histeq.cli.files import Job, UsageError
+from tf_histeq.cli.terminal import PROG, Interrupt, Progress
+
+PLOT_HINT = 'pip install "tf_histeq[plot]"'
+_FULL_DISK = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class _SourceError(Exception):
+    """The input could not be read again (for its --compare figure); the message is the reason."""
+
+
+def op_kwargs(args) -> dict:
+    """The op's keyword arguments from the command line, validated by `_options.resolve`.
+
+    Raises:
+        UsageError: With the op's own message, if an option has a bad value.
+    """
+    options = {
+        "value_range": None if args.value_range is None else tuple(args.value_range),
+        "bins": args.bins,
+        "channels": args.channels,
+        "alpha": ALPHA_WORDS[args.alpha],
+    }
+    if args.op == "clahe":
+        options.update(clip_limit=args.clip_limit, tile_grid_size=tuple(args.tile_grid_size))
+    else:
+        options["method"] = args.method
+    try:
+        kwargs = _options.resolve(args.op, options, exclude=("mask",))
+        if not 0 <= args.jpeg_quality <= 100:
+            _options.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
+        if not 0 <= args.png_compression <= 9:
+            _options.fail(ValueError, "png_compression", "be an int in [0, 9]", args.png_compression)
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
+    return kwargs
+
+
+def plot_available() -> bool:
+    """True if `tf_histeq.plot` (matplotlib) can be imported."""
+    try:
+        importlib.import_module("tf_histeq.plot")
+    except ImportError:
+        return False
+    return True
+
+
+def figure_png(images, titles, value_range) -> bytes:
+    """A `tf_histeq.plot.compare` figure of `images` as PNG bytes."""
+    from tf_histeq import plot
+
+    fig = plot.compare(images, titles, value_range=value_range)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What a run did, for its summary."""
+
+    jobs: int = 0  # to process (planned, not failed, not skipped)
+    processed: int = 0  # outputs written by this run
+    skipped: int = 0  # outputs that existed, before the run or written meanwhile by another
+    failed: list[Job] = dataclasses.field(default_factory=list)
+    handled: int = 0  # of `jobs`, done one way or another
+    pixels: int = 0  # height × width of the processed images
+    full_disk: int = 0  # outputs not written for want of space
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+def run(args) -> int:
+    """Run the command; return the exit status (0 all done, 1 some failed, 130 interrupted).
+
+    Raises:
+        UsageError: For options or inputs that do not fit, before any output is written.
+    """
+    kwargs = op_kwargs(args)
+    host_port = service.address(args.data_service)
+    if host_port:
+        service.check_reachable(args.data_service, host_port)
+    pairs = files.collect(args.inputs, args.recursive, args.output)
+    compare = args.compare
+    if compare and not plot_available():
+        print(f"{PROG}: note: --compare needs matplotlib ({PLOT_HINT}); writing images only", file=sys.stderr)
+        compare = False
+    jobs = files.plan(pairs, args.output, fmt=args.format, overwrite=args.overwrite, compare=compare)
+    todo = [job for job in jobs if job.error is None and not job.skip]
+    tally = _Tally(jobs=len(todo), skipped=sum(job.skip for job in jobs))
+    tally.failed = [job for job in jobs if job.error is not None]
+    for job in tally.failed:
+        print(f"{PROG}: {job.source}: {job.error}", file=sys.stderr)
+    stats = service.Stats()
+    if todo:
+        _process(args, kwargs, todo, tally, stats)
+    return _report(args, tally, stats)
+
+
+def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.Stats) -> None:
+    """Equalize, encode and write the jobs to do, counting in `tally`; a Ctrl-C ends it between two files.
+
+    The pipeline's threads decode and equalize; a pool of threads encodes
+    (`_encode`: NumPy and zlib, which release the GIL), a few files ahead; this
+    thread writes the files in order, so an interrupted run stops at a file
+    boundary and every write is the main thread's.
+    """
+    tf = pipeline.import_tensorflow()
+    from tf_histeq import _convert, ops
+
+    for dtype in sorted({tf.uint16 if job.is16 else tf.uint8 for job in todo}, key=str):
+        try:  # options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images
+            _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"{err} (for the {dtype.name} inputs)") from None
+    os.makedirs(args.output, exist_ok=True)
+    op = ops.OPS[args.op]
+    start = time.perf_counter()
+    progress = Progress(len(todo))
+    workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    encoders = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tf-histeq-encode")
+    pending: collections.deque = collections.deque()  # (job, encoding future or None, error, pixels), in order
+    results = None
+
+    def finish() -> None:
+        job, encoding, error, pixels = pending.popleft()
+        if error is None:
+            try:
+                if _write_outputs(tf, job, *encoding.result(), args, kwargs):
+                    tally.processed += 1
+                    tally.pixels += pixels
+                else:  # another run wrote it since this one looked
+                    tally.skipped += 1
+            except _SourceError as err:
+                error = str(err)
+            except OSError as err:
+                error = f"cannot write the output ({err.strerror or err})"
+                tally.full_disk += err.errno in _FULL_DISK
+        if error is not None:
+            job.error = error
+            tally.failed.append(job)
+            progress.message(f"{PROG}: {job.source}: {error}")
+        progress.advance(pixels)
+        tally.handled += 1
+
+    with Interrupt() as interrupt:
+        try:
+            if args.data_service:
+                results = service.results(tf, todo, op, kwargs, args.jpeg_quality, args.data_service, stats, interrupt)
+            else:
+                dataset = pipeline.build(tf, todo, op, kwargs, args.jpeg_quality)
+                results = pipeline.results(tf, dataset, len(todo), [job.source for job in todo])
+            for index, payload, error, pixels in results:
+                job = todo[index]
+                encoding = None if error is not None else encoders.submit(_encode, tf, job, payload, args)
+                pending.append((job, encoding, error, pixels))
+                while pending and (len(pending) > 2 * workers or pending[0][1] is None or pending[0][1].done()):
+                    finish()
+                    interrupt.check()  # after a first Ctrl-C: stop here, between two files
+            while pending:
+                finish()
+                interrupt.check()
+        except KeyboardInterrupt:
+            tally.interrupted = True
+        finally:
+            encoders.shutdown(wait=True, cancel_futures=True)
+            if results is not None:
+                results.close()  # ends the service reader too
+            progress.close()
+            tally.seconds = time.perf_counter() - start
+
+
+def _report(args, tally: _Tally, stats: service.Stats) -> int:
+    """Print the summary (stdout) and notes (stderr); return the exit status."""
+    elapsed = tally.seconds
+    if tally.interrupted:
+        print(
+            f"\n{PROG} {args.op}: interrupted: {tally.processed} processed, {len(tally.failed)} failed, "
+            f"{tally.jobs - tally.handled} not done in {elapsed:.1f} s; finished files are complete and kept, "
+            "no partial file is left, and the same command again does the rest",
+            file=sys.stderr,
+        )
+        return 130
+    rate = tally.pixels / 1e6 / elapsed if elapsed > 0 and tally.pixels else 0.0
+    summary = (
+        f"{PROG} {args.op}: {tally.processed} processed, {tally.skipped} skipped (output exists), "
+        f"{len(tally.failed)} failed in {elapsed:.1f} s ({rate:.3g} MP/s); outputs in {args.output}"
+    )
+    if args.data_service and tally.jobs:
+        summary += f"; {stats.done_there} done on the tf.data service at {args.data_service}"
+    print(summary)
+    if stats.failure:
+        print(f"{PROG}: note: the tf.data service stopped answering ({stats.failure})", file=sys.stderr)
+    if stats.redone_here:
+        print(
+            f"{PROG}: note: {stats.redone_here} file(s) did not come back from the tf.data service and were done "
+            "here; can its workers read the inputs at the same absolute paths?",
+            file=sys.stderr,
+        )
+    if tally.full_disk:
+        print(
+            f"{PROG}: the output disk is full: {tally.full_disk} output(s) not written (no partial file is left); "
+            "free some space and run the same command again, which skips the finished files",
+            file=sys.stderr,
+        )
+    if tally.skipped and not args.overwrite:
+        print(f"{PROG}: existing outputs were kept; pass --overwrite to replace them", file=sys.stderr)
+    return 0 if not tally.failed else 1
+
+
+def _encode(tf, job: Job, payload: bytes, args) -> tuple[bytes, object]:
+    """The output file's bytes, and its pixels (None for JPEG, which the pipeline encoded)."""
+    if job.out_fmt == "jpeg":
+        return payload, None
+    pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
+    if job.out_fmt == "png":
+        return files.encode_png(pixels, args.png_compression), pixels
+    return files.encode_bmp(pixels), pixels
+
+
+def _write_outputs(tf, job: Job, encoded: bytes, pixels, args, kwargs: dict) -> bool:
+    """Write the job's image (and draw and write its figure); True if this run wrote the image."""
+    written = files.write_atomic(job.output, encoded, overwrite=args.overwrite)
+    if job.figure:
+        try:
+            with open(job.source, "rb") as f:
+                data = f.read()
+        except OSError as err:
+            raise _SourceError(f"cannot read the file again for its --compare figure ({err.strerror or err})") from None
+        try:
+            before = pipeline.decode(tf, data, job.is16)
+        except tf.errors.OpError as err:  # replaced by something else since the pipeline read it
+            raise _SourceError(f"the file changed during the run ({pipeline.reason(err)})") from None
+        after = pixels if pixels is not None else pipeline.decode(tf, encoded, job.is16)
+        figure = figure_png([before, after], [os.path.basename(job.source), args.op], kwargs["value_range"])
+        written |= files.write_atomic(job.figure, figure, overwrite=args.overwrite)
+    return written

@@ -1,0 +1,246 @@
+"""The `tf.data` pipeline of `tf-histeq equalize|clahe`: read → decode → equalize, in parallel.
+
+TensorFlow is imported here, when a run needs it (`import_tensorflow`), never
+for `--help` or a usage error.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import importlib
+import os
+import re
+import sys
+
+from tf_histeq.cli.files import Job
+
+_FORMAT_CODE = {"png": 0, "jpeg": 1, "bmp": 2}
+# Images of one size (and bit depth) that make XLA worth its compile: XLA compiles each image shape
+# anew (about a second of CPU), and the compiled op runs a few times faster on CPU than the graph,
+# which repays the compile after a few dozen images of that shape.
+XLA_MIN_IMAGES = 32
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence file descriptor 2 (TensorFlow's C++ start-up log lines) for the duration.
+
+    Only when the user has not asked for C++ logs by setting TF_CPP_MIN_LOG_LEVEL
+    below 3 themselves. Python exceptions are unaffected: they print later.
+    """
+    level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = None
+    try:
+        if level == "3":
+            sys.stderr.flush()
+            saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+    except (OSError, ValueError):
+        saved = None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def import_tensorflow():
+    """Import TensorFlow for the command line's own process; return the module.
+
+    Quietly (`_quiet_native_stderr`), and without Keras: `import tensorflow`
+    ends by importing Keras's optimizers for SavedModel registrations (and Keras
+    imports matplotlib), a quarter of TensorFlow's import time that the command
+    line never uses. While TensorFlow imports, `keras` and `tf_keras` are marked
+    unimportable (`sys.modules[name] = None`), which TensorFlow tolerates (it
+    catches the ImportError); the marks are removed afterwards, so `tf.keras`
+    still loads Keras on first use. Nothing changes in a process where
+    TensorFlow or Keras is already imported.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    blocked = [name for name in ("keras", "tf_keras") if name not in sys.modules]
+    try:
+        for name in blocked:
+            sys.modules[name] = None
+        with _quiet_native_stderr():
+            return importlib.import_module("tensorflow")
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+
+
+def reason(err: Exception, path: str | None = None) -> str:
+    """The useful part of a TensorFlow error raised for one element of the pipeline.
+
+    `tf.io.read_file` reports `PATH; REASON` (a file deleted or replaced by a
+    folder after it was listed); with the element's `path` that reads
+    `cannot read the file (REASON)`, as for files that fail before the pipeline.
+    """
+    text = getattr(err, "message", None) or str(err)
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    match = re.search(r"Iterator::[\w:]+: (.*)", text)
+    if match:
+        text = match.group(1)
+    text = text.split("\n")[0].strip()
+    text = re.sub(r"\s*\[Op:\w+\].*$", "", text)
+    if path is not None and text.startswith(f"{path}; "):
+        text = f"cannot read the file ({text[len(path) + 2 :]})"
+    return text or type(err).__name__
+
+
+def runs_compiled(jobs: list[Job]) -> list[bool]:
+    """Whether each job runs the XLA-compiled op: those of a size shared by `XLA_MIN_IMAGES` jobs or more.
+
+    XLA compiles once per image shape, which pays off over many images of that
+    shape and costs far more than it saves on a few; so a folder of one size runs
+    compiled and one of varied sizes runs the op as a graph. Sizes come from the
+    file headers; a job whose header does not give one is not compiled.
+    """
+    counts = collections.Counter((job.is16, job.size) for job in jobs if job.size)
+    return [job.size is not None and counts[job.is16, job.size] >= XLA_MIN_IMAGES for job in jobs]
+
+
+def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str | None = None):
+    """`tf.data` pipeline: read → decode → equalize (→ JPEG), in parallel and in order.
+
+    Each element is `(index, payload, error, pixels)`: for JPEG outputs the
+    encoded file, for PNG and BMP outputs the equalized pixels as a serialized
+    tensor (`tf.io.parse_tensor`), which the caller encodes (`files.encode_png`,
+    `files.encode_bmp`); `pixels` is height × width. Errors known while tracing
+    (an option that does not fit the image, e.g. `channels="luminance"` on a gray
+    image, or JPEG output of an image with alpha) come back as the `error` string
+    of that element; a file that fails to decode raises for its element only, and
+    the iterator goes on with the next one (see `results`). The op runs
+    XLA-compiled for the image sizes that repeat enough (`runs_compiled`), as a
+    graph for the others; both give the same pixels.
+
+    With `service` (a dispatcher address), the map runs on the tf.data service's
+    workers: each file on one of them (`"distributed_epoch"`, dynamic sharding of
+    the file list), read by its absolute path. Elements come back in any order,
+    and one that fails on a worker is dropped there (`ignore_errors`), so that
+    one bad file does not end the job; `service.results` redoes the missing ones
+    here.
+    """
+    # Trace the op only for the (bit depth, channels) pairs the headers allow, and under XLA only
+    # where a job needs it: each costs a trace.
+    compiled = runs_compiled(jobs)
+    expected = {(job.is16, c) for job in jobs for c in job.channels}
+    expected_xla = {(job.is16, c) for job, xla in zip(jobs, compiled, strict=True) if xla for c in job.channels}
+    op_xla = tf.function(lambda image: op(image, **kwargs), jit_compile=True, autograph=False)
+
+    def failure(message: str):
+        return tf.constant(b""), tf.constant(message)
+
+    def encoders(out, channels: int, dtype):
+        def raw():
+            return tf.io.serialize_tensor(out), tf.constant("")
+
+        def jpeg():
+            if dtype != tf.uint8:
+                return failure("JPEG holds 8-bit images only; use --format png")
+            if channels not in (1, 3):
+                return failure("JPEG has no alpha channel; use --format png")
+            return tf.io.encode_jpeg(out, quality=jpeg_quality), tf.constant("")
+
+        def bmp():
+            if dtype != tf.uint8:
+                return failure("BMP holds 8-bit images only; use --format png")
+            if channels == 2:
+                return failure("BMP cannot store gray + alpha; use --format png")
+            return raw()
+
+        return [raw, jpeg, bmp]
+
+    def per_channels(image, fmt, xla, dtype):
+        def branch(channels: int):
+            def run():
+                key = (dtype == tf.uint16, channels)
+                if key not in expected:
+                    return failure(f"decoded to {channels} channels, which its file header did not announce")
+                fixed = tf.ensure_shape(image, [None, None, channels])
+                try:
+                    if key in expected_xla:
+                        out = tf.cond(xla, lambda: op_xla(fixed), lambda: op(fixed, **kwargs))
+                    else:
+                        out = op(fixed, **kwargs)
+                except (TypeError, ValueError) as err:  # raised while tracing: this kind of image cannot be done
+                    return failure(str(err))
+                return tf.switch_case(fmt, encoders(out, channels, dtype))
+
+            return run
+
+        channels = tf.shape(image)[-1]
+        return tf.switch_case(channels - 1, [branch(c) for c in (1, 2, 3, 4)])
+
+    def process(index, path, is16, fmt, xla):
+        data = tf.io.read_file(path)
+
+        def decode8():
+            image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+            return per_channels(image, fmt, xla, tf.uint8), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
+
+        def decode16():
+            image = tf.io.decode_png(data, channels=0, dtype=tf.uint16)
+            return per_channels(image, fmt, xla, tf.uint16), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
+
+        (payload, error), pixels = tf.cond(is16, decode16, decode8)
+        return index, payload, error, pixels
+
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (
+            tf.range(len(jobs), dtype=tf.int32),
+            tf.constant([os.path.abspath(job.source) if service else job.source for job in jobs]),
+            tf.constant([job.is16 for job in jobs]),
+            tf.constant([_FORMAT_CODE[job.out_fmt] for job in jobs], tf.int32),
+            tf.constant(compiled, tf.bool),
+        )
+    )
+    # Plain Python control flow only: AutoGraph has nothing to convert, and skipping it saves seconds.
+    process = tf.autograph.experimental.do_not_convert(process)
+    dataset = dataset.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=service is None)
+    if service:
+        dataset = dataset.ignore_errors()
+        dataset = dataset.apply(tf.data.experimental.service.distribute("distributed_epoch", service))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def results(tf, dataset, count: int, paths: list[str] | None = None):
+    """Yield `(index, payload, error, pixels)` for every element, errors included, in order.
+
+    A decode error surfaces as an exception from the iterator for that element
+    only; deterministic order says which element it was, and iteration goes on.
+    `paths` (the elements' files) turn read errors into `cannot read the file (...)`.
+    """
+    iterator = iter(dataset)
+    expected = 0
+    while expected < count:
+        try:
+            index, payload, error, pixels = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.OpError as err:
+            yield expected, None, reason(err, paths[expected] if paths else None), 0
+            expected += 1
+            continue
+        index = int(index)
+        while expected < index:  # never seen in practice: an element lost without an error
+            yield expected, None, "no result from the pipeline", 0
+            expected += 1
+        message = error.numpy().decode("utf-8", "replace")
+        yield index, payload.numpy(), message or None, int(pixels)
+        expected = index + 1
+    while expected < count:
+        yield expected, None, "no result from the pipeline", 0
+        expected += 1
+
+
+def decode(tf, data: bytes, is16: bool):
+    """Decode an image file's bytes completely (16-bit PNGs as uint16) into a `(H, W, C)` array."""
+    if is16:
+        return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False).numpy()
