@@ -4,8 +4,8 @@ Each layer stores its configuration, validates it in `__init__` with the same
 validators (and messages) as the function it wraps, and delegates to the
 function in `call`. The layers:
 
-- equalize in training and in inference alike (no `training` argument): what a
-  model learned on is what it serves;
+- equalize in training and in inference alike: what a model learned on is what
+  it serves (the output never depends on `training`);
 - compute one histogram per image and channel, never pooled over the batch
   (unlike `keras.layers.Equalization`);
 - work in Sequential, Functional and subclassed models, in `fit`, `evaluate`
@@ -35,6 +35,35 @@ is in it. Integer inputs whose levels the compute dtype cannot hold (uint16
 under `mixed_float16`, where 65535 would become `inf`) raise a `ValueError`
 when the layer is called or built on them; give such a layer a float32 policy
 of its own (`CLAHE(dtype="float32")`) inside a mixed-precision model.
+
+XLA (`jit_compile="auto"`, the default): the layers compile their op with XLA
+themselves where that pays, since Keras compiles a model only on GPU by default
+(and the op alone runs several times faster compiled on CPU), with identical
+results:
+
+- in `fit`, `evaluate` and `predict` (and their `*_on_batch`), and in eager
+  calls, a shape (with the dtype and the mask's shape) is compiled once a
+  megapixel or so of it (`2**20` values) has run uncompiled, so from the second
+  batch on in practice; small and one-off calls never wait for the compiler
+  (about a second per shape);
+- at most 8 shapes are compiled per configuration (the options and the compute
+  dtype, shared by all layers that have them; a few more if new shapes arrive
+  in parallel); further shapes, as with data of many sizes, run the uncompiled
+  op. XLA keeps one executable per shape and device;
+- the counts are kept at run time, so shapes unknown when the graph is traced
+  (`keras.Input((None, None, 1))`, a `tf.data` source of decoded files) are
+  compiled too;
+- in a model that XLA compiles as a whole (`model.compile(jit_compile=True)`,
+  Keras's choice on GPU), the op is compiled with the model, not on its own;
+- other traced graphs (`model.export(...)`, `dataset.map(layer)`,
+  `tf.function(model)`) keep the uncompiled op: an exported SavedModel holds
+  neither an XLA call (which TF Serving and TensorFlow Java cannot run on GPU)
+  nor the counting tables, and converts to TFLite as the op does. For a
+  compiled op in `tf.data`, use `tf_histeq.data.map_fn`.
+
+`jit_compile=True` compiles every call, in every graph (exports included), one
+executable per shape without bound; `jit_compile=False` never compiles. The
+option is part of `get_config()`.
 
 Gradients: none; see `tf_histeq.ops`. The layers belong before any trainable
 layer, where no gradient is asked of them.
