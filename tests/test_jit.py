@@ -148,6 +148,19 @@ class TestPolicy:
         assert CLAHE()._runner._compiled is not CLAHE(dtype="float16")._runner._compiled  # another output dtype
         assert CLAHE()._runner._compiled is not CLAHE(clip_limit=3.0)._runner._compiled
 
+    def test_per_call_tensor_arguments_reach_both_paths(self, eager_compiles):
+        """Layers with per-call parameters (random augmentation) pass them as tensors, compiled or not."""
+
+        def scale(images, mask=None, *, offset, factor):
+            return tf.cast(images, tf.float32) * factor + offset
+
+        runner = _xla.JitRunner(scale, {"offset": 1.0})
+        x = images(2)
+        for factor in (2.0, 3.0):  # the second call runs compiled, with the new factor
+            out = runner(tf.constant(x), factor=tf.constant(factor))
+            assert_same_pixels(out.numpy(), x.astype(np.float32) * factor + 1)
+        assert compiled_keys(runner) == ["uint8 2,24,20,1;"]
+
     @pytest.mark.parametrize(
         ("layer", "function", "kwargs", "dtype", "shape"),
         [

@@ -61,7 +61,7 @@ JIT_COMPILE = "auto"
 MAX_COMPILED_SHAPES = 8
 # A shape is compiled once this many values (pixels x channels) of it have run uncompiled.
 COMPILE_AFTER_VALUES = 2**20
-# Calls are counted for this many distinct shapes; later shapes are never compiled.
+# Values are counted for this many distinct shapes; shapes seen after that are never compiled.
 _MAX_COUNTED_SHAPES = 1024
 
 
@@ -90,10 +90,10 @@ class _Compiled:
 
         compiled.__name__ = f"{function.__name__}_xla"
         self._xla = tf.function(compiled, jit_compile=True, autograph=False)
-        # The uncompiled op as a function call that is not inlined: a graph that
-        # only holds it as a fallback (the `tf.cond` of `JitRunner`) does not pay
-        # for optimizing its body each time the graph is instantiated (each new
-        # `tf.data` iterator), unless it runs.
+        # The uncompiled op as a function call that is not inlined: each new
+        # `tf.data` iterator instantiates its map function again, and the
+        # fallback branch of `JitRunner`'s `tf.cond` costs less to instantiate
+        # as a call than as the op's whole graph next to its compiled twin.
         self._uncompiled = tf.function(
             compiled, jit_compile=False, autograph=False, experimental_attributes={"_noinline": True}
         )
@@ -120,7 +120,7 @@ class _Compiled:
         return traced(images, None, **tensors)
 
     def tables(self) -> tuple[tf.lookup.experimental.MutableHashTable, tf.lookup.experimental.MutableHashTable]:
-        """`(calls, compiled)`: shape key -> number of calls, and the keys that are compiled."""
+        """`(counted, compiled)`: shape key -> values run uncompiled so far, and the keys that are compiled."""
         with self._lock:
             if self._tables is None:
                 # Created once, eagerly, on the host, even when first needed while tracing.
