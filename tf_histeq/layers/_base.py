@@ -17,20 +17,24 @@ class Equalizer(keras.layers.Layer):
     """Shared plumbing: options, XLA, backend handling, dtype policy, mask, config.
 
     Subclasses name the wrapped function in `_OP` and spell out its keyword
-    arguments (and defaults) in their `__init__`, which passes them, with
-    `jit_compile`, to `_configure`.
+    arguments (and defaults) in their `__init__`, which passes them to
+    `_configure`. Those that pass `jit_compile` too get the XLA policy of
+    `tf_histeq._xla` in `call` and the option in their config; the others run
+    `_apply` as it is.
     """
 
     _OP: str
+    _runner: _xla.JitRunner | None = None
 
-    def _configure(self, *, jit_compile, **options) -> None:
+    def _configure(self, *, jit_compile=None, **options) -> None:
         """Validate `options` with the function's validators and store them as attributes."""
         self._op_kwargs = _options.resolve(self._OP, options, exclude=("mask",))
         self._function = ops.OPS[self._OP]
         for name, value in self._op_kwargs.items():
             setattr(self, name, value)
-        self.jit_compile = _xla.check_jit_compile(jit_compile)
-        self._runner = _xla.JitRunner(self._function, self._op_kwargs, self.jit_compile, self.compute_dtype)
+        if jit_compile is not None:
+            self.jit_compile = _xla.check_jit_compile(jit_compile)
+            self._runner = _xla.JitRunner(self._function, self._op_kwargs, self.jit_compile, self.compute_dtype)
         # `value_range` and `bins` together, for the float dtype the layer computes in.
         compute_dtype = tf.as_dtype(self.compute_dtype)
         if compute_dtype.is_floating and compute_dtype in _convert.FLOAT_DTYPES:
@@ -66,6 +70,8 @@ class Equalizer(keras.layers.Layer):
         # evaluate and predict (and their *_on_batch), whose graphs are never
         # exported: only there do traced graphs compile the op (see tf_histeq._xla).
         self._check_exact_output(images.dtype)
+        if self._runner is None:
+            return tf.cast(self._apply(images, mask), self.compute_dtype)
         return self._runner(images, mask, graphs=training is not None)
 
     def _check_exact_output(self, input_dtype: tf.DType) -> None:
@@ -120,4 +126,7 @@ class Equalizer(keras.layers.Layer):
 
     def get_config(self):
         """Return the layer configuration (JSON-serializable)."""
-        return {**super().get_config(), **self._op_kwargs, "jit_compile": self.jit_compile}
+        config = {**super().get_config(), **self._op_kwargs}
+        if self._runner is not None:
+            config["jit_compile"] = self.jit_compile
+        return config
