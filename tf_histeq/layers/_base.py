@@ -9,6 +9,9 @@ import tensorflow as tf
 from tf_histeq import _convert, _options, _xla, ops
 from tf_histeq._options import fail
 
+# `_configure`'s `jit_compile` for layers without that option.
+_NO_OPTION = object()
+
 # The largest integer each float compute dtype holds exactly, with every integer below it.
 _EXACT_INTEGERS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: 2**24, tf.float64: 2**53}
 
@@ -26,13 +29,13 @@ class Equalizer(keras.layers.Layer):
     _OP: str
     _runner: _xla.JitRunner | None = None
 
-    def _configure(self, *, jit_compile=None, **options) -> None:
+    def _configure(self, *, jit_compile=_NO_OPTION, **options) -> None:
         """Validate `options` with the function's validators and store them as attributes."""
         self._op_kwargs = _options.resolve(self._OP, options, exclude=("mask",))
         self._function = ops.OPS[self._OP]
         for name, value in self._op_kwargs.items():
             setattr(self, name, value)
-        if jit_compile is not None:
+        if jit_compile is not _NO_OPTION:
             self.jit_compile = _xla.check_jit_compile(jit_compile)
             self._runner = _xla.JitRunner(self._function, self._op_kwargs, self.jit_compile, self.compute_dtype)
         # `value_range` and `bins` together, for the float dtype the layer computes in.
