@@ -37,29 +37,32 @@ when the layer is called or built on them; give such a layer a float32 policy
 of its own (`CLAHE(dtype="float32")`) inside a mixed-precision model.
 
 XLA (`jit_compile="auto"`, the default): the layers compile their op with XLA
-themselves where that pays, since Keras compiles a model only on GPU by default
-(and the op alone runs several times faster compiled on CPU), with identical
-results:
+themselves where that pays, with identical results. Keras compiles a whole
+model only on GPU without a distribution strategy (its own
+`jit_compile="auto"`), and the op alone runs several times faster compiled on
+CPU. So:
 
 - in `fit`, `evaluate` and `predict` (and their `*_on_batch`), and in eager
-  calls, a shape (with the dtype and the mask's shape) is compiled once a
-  megapixel or so of it (`2**20` values) has run uncompiled, so from the second
-  batch on in practice; small and one-off calls never wait for the compiler
-  (about a second per shape);
+  calls, a shape (with the dtype and the mask's shape) is compiled once about a
+  megapixel of it (`2**20` values) has run uncompiled: from the second call on
+  for batches of that size, later for smaller ones. Small and one-off calls
+  never wait for the compiler (about a second per shape);
 - at most 8 shapes are compiled per configuration (the options and the compute
   dtype, shared by all layers that have them; a few more if new shapes arrive
   in parallel); further shapes, as with data of many sizes, run the uncompiled
-  op. XLA keeps one executable per shape and device;
+  op. XLA keeps one executable per shape and device (per replica under a
+  `tf.distribute` strategy);
 - the counts are kept at run time, so shapes unknown when the graph is traced
-  (`keras.Input((None, None, 1))`, a `tf.data` source of decoded files) are
-  compiled too;
+  (`keras.Input((None, None, 1))`, a dataset of decoded files) compile too;
 - in a model that XLA compiles as a whole (`model.compile(jit_compile=True)`,
-  Keras's choice on GPU), the op is compiled with the model, not on its own;
-- other traced graphs (`model.export(...)`, `dataset.map(layer)`,
-  `tf.function(model)`) keep the uncompiled op: an exported SavedModel holds
-  neither an XLA call (which TF Serving and TensorFlow Java cannot run on GPU)
-  nor the counting tables, and converts to TFLite as the op does. For a
-  compiled op in `tf.data`, use `tf_histeq.data.map_fn`.
+  or Keras's `"auto"` on GPU), the op is compiled with the model;
+- graphs traced without Keras's `training` argument (`model.export(...)`,
+  `dataset.map(layer)`, `tf.function(model)`) keep the uncompiled op. So an
+  exported SavedModel holds neither an XLA call (which TF Serving and
+  TensorFlow Java cannot run on GPU) nor the counting tables, and converts to
+  TFLite as the op does. In `tf.data`, `tf_histeq.data.map_fn` compiles; in a
+  graph of your own, call the model with `training=False` (and export such a
+  graph only with `jit_compile=False`: its counting tables are not tracked).
 
 `jit_compile=True` compiles every call, in every graph (exports included), one
 executable per shape without bound; `jit_compile=False` never compiles. The
