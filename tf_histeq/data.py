@@ -55,8 +55,8 @@ def map_fn(
     the pipeline, several times faster on CPU than uncompiled, with identical
     results, wherever that pays. XLA compiles one executable per image shape
     (about a second each), so a shape is compiled once about a megapixel
-    (`2**20` values) of it has run uncompiled, from the second or third image
-    of a size in practice; at most 8 shapes are compiled per configuration (a
+    (`2**20` values) of it has run uncompiled (from the third 896x896 image
+    on, the fifth 512x512 one); at most 8 shapes are compiled per configuration (a
     few more if new sizes arrive in parallel), and images of further sizes run
     the uncompiled op. This works whether the size is static (fixed-size
     arrays, `tf.image.resize`) or known only at run time (`tf.io.decode_png`):
