@@ -4,8 +4,8 @@ Each layer stores its configuration, validates it in `__init__` with the same
 validators (and messages) as the function it wraps, and delegates to the
 function in `call`. The layers:
 
-- equalize in training and in inference alike (no `training` argument): what a
-  model learned on is what it serves;
+- equalize in training and in inference alike: what a model learned on is what
+  it serves (the output never depends on `training`);
 - compute one histogram per image and channel, never pooled over the batch
   (unlike `keras.layers.Equalization`);
 - work in Sequential, Functional and subclassed models, in `fit`, `evaluate`
@@ -35,6 +35,38 @@ is in it. Integer inputs whose levels the compute dtype cannot hold (uint16
 under `mixed_float16`, where 65535 would become `inf`) raise a `ValueError`
 when the layer is called or built on them; give such a layer a float32 policy
 of its own (`CLAHE(dtype="float32")`) inside a mixed-precision model.
+
+XLA (`jit_compile="auto"`, the default): the layers compile their op with XLA
+themselves where that pays, with identical results. Keras compiles a whole
+model only on GPU without a distribution strategy (its own
+`jit_compile="auto"`), and the op alone runs several times faster compiled on
+CPU. So:
+
+- in `fit`, `evaluate` and `predict` (and their `*_on_batch`), and in eager
+  calls, a shape (with the dtype and the mask's shape) is compiled once about a
+  megapixel of it (`2**20` values) has run uncompiled: from the second call on
+  for batches of that size, later for smaller ones. Small and one-off calls
+  never wait for the compiler (about a second per shape);
+- at most 8 shapes are compiled per configuration (the options and the compute
+  dtype, shared by all layers that have them; a few more if new shapes arrive
+  in parallel); further shapes, as with data of many sizes, run the uncompiled
+  op. XLA keeps one executable per shape and device (per replica under a
+  `tf.distribute` strategy);
+- the counts are kept at run time, so shapes unknown when the graph is traced
+  (`keras.Input((None, None, 1))`, a dataset of decoded files) compile too;
+- in a model that XLA compiles as a whole (`model.compile(jit_compile=True)`,
+  or Keras's `"auto"` on GPU), the op is compiled with the model;
+- graphs traced without Keras's `training` argument (`model.export(...)`,
+  `dataset.map(layer)`, `tf.function(model)`) keep the uncompiled op. So an
+  exported SavedModel holds neither an XLA call (which TF Serving and
+  TensorFlow Java cannot run on GPU) nor the counting tables, and converts to
+  TFLite as the op does. In `tf.data`, `tf_histeq.data.map_fn` compiles; in a
+  graph of your own, call the model with `training=False` (and export such a
+  graph only with `jit_compile=False`: its counting tables are not tracked).
+
+`jit_compile=True` compiles every call, in every graph (exports included), one
+executable per shape without bound; `jit_compile=False` never compiles. The
+option is part of `get_config()`.
 
 Gradients: none; see `tf_histeq.ops`. The layers belong before any trainable
 layer, where no gradient is asked of them.

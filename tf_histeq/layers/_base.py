@@ -6,28 +6,38 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _convert, _options, ops
+from tf_histeq import _convert, _options, _xla, ops
 from tf_histeq._options import fail
+
+# `_configure`'s `jit_compile` for layers without that option.
+_NO_OPTION = object()
 
 # The largest integer each float compute dtype holds exactly, with every integer below it.
 _EXACT_INTEGERS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: 2**24, tf.float64: 2**53}
 
 
 class Equalizer(keras.layers.Layer):
-    """Shared plumbing: options, backend handling, dtype policy, mask, config.
+    """Shared plumbing: options, XLA, backend handling, dtype policy, mask, config.
 
     Subclasses name the wrapped function in `_OP` and spell out its keyword
-    arguments (and defaults) in their `__init__`, which passes them to `_configure`.
+    arguments (and defaults) in their `__init__`, which passes them to
+    `_configure`. Those that pass `jit_compile` too get the XLA policy of
+    `tf_histeq._xla` in `call` and the option in their config; the others run
+    `_apply` as it is.
     """
 
     _OP: str
+    _runner: _xla.JitRunner | None = None
 
-    def _configure(self, **options) -> None:
+    def _configure(self, *, jit_compile=_NO_OPTION, **options) -> None:
         """Validate `options` with the function's validators and store them as attributes."""
         self._op_kwargs = _options.resolve(self._OP, options, exclude=("mask",))
         self._function = ops.OPS[self._OP]
         for name, value in self._op_kwargs.items():
             setattr(self, name, value)
+        if jit_compile is not _NO_OPTION:
+            self.jit_compile = _xla.check_jit_compile(jit_compile)
+            self._runner = _xla.JitRunner(self._function, self._op_kwargs, self.jit_compile, self.compute_dtype)
         # `value_range` and `bins` together, for the float dtype the layer computes in.
         compute_dtype = tf.as_dtype(self.compute_dtype)
         if compute_dtype.is_floating and compute_dtype in _convert.FLOAT_DTYPES:
@@ -58,10 +68,14 @@ class Equalizer(keras.layers.Layer):
             images = tf.cast(images, self.compute_dtype)
         return self.call(images, mask=mask)
 
-    def call(self, images, mask=None):
+    def call(self, images, mask=None, training=None):
+        # The output does not depend on `training`. Keras passes it in fit,
+        # evaluate and predict (and their *_on_batch), whose graphs are never
+        # exported: only there do traced graphs compile the op (see tf_histeq._xla).
         self._check_exact_output(images.dtype)
-        outputs = self._apply(images, mask)
-        return tf.cast(outputs, self.compute_dtype)
+        if self._runner is None:
+            return tf.cast(self._apply(images, mask), self.compute_dtype)
+        return self._runner(images, mask, graphs=training is not None)
 
     def _check_exact_output(self, input_dtype: tf.DType) -> None:
         """Refuse integer inputs whose levels the compute dtype cannot hold (uint16 under float16).
@@ -88,7 +102,7 @@ class Equalizer(keras.layers.Layer):
                 "which keeps the rest of the model in mixed precision.",
             )
 
-    def compute_output_spec(self, images, mask=None):
+    def compute_output_spec(self, images, mask=None, training=None):
         """Check the symbolic inputs by tracing the op, and return the output spec.
 
         Tracing (not running) the function runs its static checks (dtype, rank,
@@ -115,6 +129,7 @@ class Equalizer(keras.layers.Layer):
 
     def get_config(self):
         """Return the layer configuration (JSON-serializable)."""
-        return {**super().get_config(), **self._op_kwargs}
-
-
+        config = {**super().get_config(), **self._op_kwargs}
+        if self._runner is not None:
+            config["jit_compile"] = self.jit_compile
+        return config

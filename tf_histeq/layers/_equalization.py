@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tf_histeq import _options
+from tf_histeq import _options, _xla
 from tf_histeq.layers._base import Equalizer
 
 
@@ -28,6 +28,9 @@ class HistogramEqualization(Equalizer):
         channels: `"per_channel"`, `"luminance"` (3 colour channels) or `"joint"`.
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
+        jit_compile: `"auto"` (compile the op with XLA for the shapes that
+            repeat, in `fit`, `evaluate`, `predict` and eager calls), True
+            (compile every call) or False (never); see the module docstring.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -35,6 +38,8 @@ class HistogramEqualization(Equalizer):
             `tf_histeq.equalize_hist` accepts.
         mask: Optional histogram mask of shape `(H, W)`, `(N, H, W)`, or either
             with a trailing 1. Defaults to the input's Keras mask, if any.
+        training: Ignored by the result; passed by Keras in `fit`,
+            `evaluate` and `predict`, where `jit_compile="auto"` compiles.
 
     Input shape:
         `(H, W, C)` or `(N, H, W, C)`; H and W may be unknown (`None`).
@@ -43,7 +48,7 @@ class HistogramEqualization(Equalizer):
         Same as the input, in the layer's `compute_dtype`.
 
     Raises:
-        TypeError: If an argument has the wrong type.
+        TypeError: If an argument has the wrong type (`jit_compile` included).
         ValueError: If an argument has a bad value, or `value_range` and `bins`
             do not fit the compute dtype (e.g. `bins > 2048` under float16); when
             called, if the compute dtype cannot hold the outputs exactly (uint16
@@ -75,12 +80,15 @@ class HistogramEqualization(Equalizer):
         method=_options.METHOD,
         channels=_options.CHANNEL_MODE,
         alpha=_options.ALPHA,
+        jit_compile=_xla.JIT_COMPILE,
         **kwargs,
     ):
         super().__init__(**kwargs)
         # The function's own validators, run now: a bad config fails when the
         # model is built, not in the first batch.
-        self._configure(value_range=value_range, bins=bins, method=method, channels=channels, alpha=alpha)
+        self._configure(
+            value_range=value_range, bins=bins, method=method, channels=channels, alpha=alpha, jit_compile=jit_compile
+        )
 
 
 @keras.saving.register_keras_serializable(package="tf_histeq")
@@ -103,6 +111,7 @@ class CLAHE(Equalizer):
         channels: `"per_channel"` or `"luminance"` (3 colour channels).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
+        jit_compile: `"auto"`, True or False, as in `HistogramEqualization`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -110,6 +119,8 @@ class CLAHE(Equalizer):
             `tf_histeq.clahe` accepts.
         mask: Optional histogram mask of shape `(H, W)`, `(N, H, W)`, or either
             with a trailing 1. Defaults to the input's Keras mask, if any.
+        training: Ignored by the result; passed by Keras in `fit`,
+            `evaluate` and `predict`, where `jit_compile="auto"` compiles.
 
     Input shape:
         `(H, W, C)` or `(N, H, W, C)`; H and W may be unknown (`None`).
@@ -118,7 +129,7 @@ class CLAHE(Equalizer):
         Same as the input, in the layer's `compute_dtype`.
 
     Raises:
-        TypeError: If an argument has the wrong type.
+        TypeError: If an argument has the wrong type (`jit_compile` included).
         ValueError: If an argument has a bad value, or `value_range` and `bins`
             do not fit the compute dtype.
 
@@ -148,6 +159,7 @@ class CLAHE(Equalizer):
         bins=None,
         channels=_options.CHANNEL_MODE,
         alpha=_options.ALPHA,
+        jit_compile=_xla.JIT_COMPILE,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -158,4 +170,5 @@ class CLAHE(Equalizer):
             bins=bins,
             channels=channels,
             alpha=alpha,
+            jit_compile=jit_compile,
         )

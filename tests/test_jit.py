@@ -1,0 +1,353 @@
+"""XLA where it pays: the `jit_compile` option of the layers and of `tf_histeq.data.map_fn`.
+
+What is checked, and how:
+
+- XLA is really used: the traced graphs call a function marked
+  `_XlaMustCompile` (read from the graph, not guessed from timings), the
+  counting tables record the compiled shapes, and a subprocess run with XLA's
+  own dump (`--xla_dump_to`) shows one compiled module per compiled shape.
+- The policy: small and one-off calls stay uncompiled, a shape compiles once
+  enough of its values ran uncompiled, at most `MAX_COMPILED_SHAPES` shapes
+  compile, a graph that XLA compiles anyway gets the plain op, and graphs traced
+  outside Keras's loops (`model.export`) hold neither an XLA call nor a table.
+- Results are bit-identical (0 differing pixels) compiled and uncompiled.
+
+Compiling takes about a second per shape, so the tests lower the threshold
+(`COMPILE_AFTER_VALUES = 1`) and use small images and few shapes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import re
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_histeq
+from tests import _images
+from tests._references import assert_same_pixels
+from tf_histeq import _options, _xla
+from tf_histeq.data import map_fn
+from tf_histeq.layers import CLAHE, HistogramEqualization
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLE_OPS = {"LookupTableFindV2", "LookupTableInsertV2", "LookupTableSizeV2", "MutableHashTableV2"}
+
+
+def images(n: int = 2, shape=(24, 20, 1), dtype=np.uint8) -> np.ndarray:
+    makers = [_images.xray(), _images.beta(2, 5), _images.band(0.4, 0.55)]
+    if np.dtype(dtype).kind == "f":  # values in [0, 1], a NaN in the first image
+        x = images(n, shape) / np.float32(255)
+        x[0, 0, :3, 0] = np.nan
+        return x.astype(dtype)
+    return np.stack([makers[i % len(makers)](shape, dtype) for i in range(n)])
+
+
+@pytest.fixture
+def eager_compiles(monkeypatch):
+    """Compile from the second call of any shape, with fresh shared state (no counts from other tests)."""
+    monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 1)
+    _xla._shared.cache_clear()
+    yield
+    _xla._shared.cache_clear()
+
+
+def compiled_keys(runner: _xla.JitRunner) -> list[str]:
+    keys, _ = runner._compiled.tables()[1].export()
+    return sorted(k.decode() for k in keys.numpy())
+
+
+def graph_facts(concrete) -> dict:
+    """What a traced graph holds: XLA-marked functions, op types, and the ops placed explicitly."""
+    graph_def = concrete.graph.as_graph_def()
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return {
+        "xla": sorted(f.signature.name for f in graph_def.library.function if f.attr["_XlaMustCompile"].b),
+        "ops": {n.op for n in nodes},
+        "pinned": {(n.op, n.device) for n in nodes if n.device},
+    }
+
+
+class TestOption:
+    @pytest.mark.parametrize(
+        ("value", "error"),
+        [("yes", ValueError), (1, TypeError), (None, TypeError)],
+        ids=["string", "int", "none"],
+    )
+    def test_bad_values_raise_with_one_message(self, value, error):
+        match = (
+            r"`jit_compile` must be 'auto' \(compile with XLA the shapes that repeat\), True \(compile every call\) "
+            rf"or False \(never compile\). Received: jit_compile={re.escape(repr(value))}."
+        )
+        for make in (HistogramEqualization, CLAHE, lambda **kw: map_fn("clahe", **kw)):
+            with pytest.raises(error, match=match):
+                make(jit_compile=value)
+
+    @pytest.mark.parametrize("value", ["auto", True, False, np.bool_(False)])
+    def test_config_round_trip(self, value):
+        layer = CLAHE(tile_grid_size=(2, 3), jit_compile=value)
+        config = layer.get_config()
+        assert config["jit_compile"] == value and type(config["jit_compile"]) in (str, bool)
+        clone = CLAHE.from_config(config)
+        assert clone.jit_compile == value and clone.get_config() == config
+
+    def test_keras_file_keeps_the_option(self, tmp_path):
+        x = images(2)
+        inputs = keras.Input((None, None, 1), dtype="uint8")
+        model = keras.Model(inputs, HistogramEqualization(jit_compile=False)(inputs))
+        model.save(tmp_path / "m.keras")
+        loaded = keras.models.load_model(tmp_path / "m.keras")
+        assert loaded.layers[-1].jit_compile is False
+        assert_same_pixels(loaded.predict(x, verbose=0), tf_histeq.equalize_hist(x).numpy().astype(np.float32))
+
+    def test_copies_and_pickles_share_the_compiled_function(self):
+        runner = _xla.JitRunner(tf_histeq.clahe, {"clip_limit": 3.0}, "auto", "float32")
+        for clone in (copy.deepcopy(runner), pickle.loads(pickle.dumps(runner))):
+            assert clone._compiled is runner._compiled
+        assert copy.deepcopy(CLAHE(jit_compile=True)).jit_compile is True
+
+
+class TestPolicy:
+    def test_small_calls_never_compile(self):
+        layer = HistogramEqualization(method="pil")  # a configuration no other test uses
+        x = images(2)
+        for _ in range(3):
+            assert_same_pixels(layer(x).numpy(), tf_histeq.equalize_hist(x, method="pil").numpy().astype(np.float32))
+        counted, compiled = layer._runner._compiled.tables()
+        assert compiled.size().numpy() == 0
+        assert counted.lookup(tf.constant("uint8 2,24,20,1;")).numpy() == 3 * x.size
+
+    def test_eager_calls_compile_from_the_second_and_stay_exact(self, eager_compiles):
+        layer = CLAHE(tile_grid_size=(2, 3))
+        x = images(2)
+        expected = tf_histeq.clahe(x, tile_grid_size=(2, 3)).numpy().astype(np.float32)
+        assert_same_pixels(layer(x).numpy(), expected, "first call (uncompiled):")
+        assert compiled_keys(layer._runner) == []
+        assert_same_pixels(layer(x).numpy(), expected, "second call (compiled):")
+        assert compiled_keys(layer._runner) == ["uint8 2,24,20,1;"]
+
+    def test_at_most_max_shapes_compile_and_the_rest_run_uncompiled(self, eager_compiles, monkeypatch):
+        monkeypatch.setattr(_xla, "MAX_COMPILED_SHAPES", 2)
+        layer = HistogramEqualization()
+        for width in (20, 21, 22):
+            x = images(1, shape=(16, width, 1))
+            for _ in range(2):
+                assert_same_pixels(layer(x).numpy(), tf_histeq.equalize_hist(x).numpy().astype(np.float32))
+        assert compiled_keys(layer._runner) == ["uint8 1,16,20,1;", "uint8 1,16,21,1;"]
+
+    def test_layers_and_map_functions_with_one_configuration_share_the_compiled_function(self):
+        assert CLAHE()._runner._compiled is CLAHE()._runner._compiled
+        assert CLAHE()._runner._compiled is not CLAHE(dtype="float16")._runner._compiled  # another output dtype
+        assert CLAHE()._runner._compiled is not CLAHE(clip_limit=3.0)._runner._compiled
+
+    def test_per_call_tensor_arguments_reach_both_paths(self, eager_compiles):
+        """Layers with per-call parameters (random augmentation) pass them as tensors, compiled or not."""
+
+        def scale(images, mask=None, *, offset, factor):
+            return tf.cast(images, tf.float32) * factor + offset
+
+        runner = _xla.JitRunner(scale, {"offset": 1.0})
+        x = images(2)
+        for factor in (2.0, 3.0):  # the second call runs compiled, with the new factor
+            out = runner(tf.constant(x), factor=tf.constant(factor))
+            assert_same_pixels(out.numpy(), x.astype(np.float32) * factor + 1)
+        assert compiled_keys(runner) == ["uint8 2,24,20,1;"]
+
+    @pytest.mark.parametrize(
+        ("layer", "function", "kwargs", "dtype", "shape"),
+        [
+            (HistogramEqualization, tf_histeq.equalize_hist, {"channels": "luminance"}, np.uint8, (24, 20, 3)),
+            (CLAHE, tf_histeq.clahe, {"tile_grid_size": (3, 2)}, np.uint16, (24, 20, 1)),
+            (CLAHE, tf_histeq.clahe, {"value_range": (0, 1), "bins": 64}, np.float32, (24, 20, 2)),
+        ],
+        ids=["he-uint8-luma", "clahe-uint16", "clahe-float-alpha"],
+    )
+    def test_compiled_layer_is_exact(self, layer, function, kwargs, dtype, shape):
+        x = images(2, shape, dtype)
+        out = layer(jit_compile=True, **kwargs)(x).numpy()
+        assert_same_pixels(out, function(x, **kwargs).numpy().astype(np.float32))
+
+    @pytest.mark.parametrize(
+        ("layer", "function"), [(HistogramEqualization, tf_histeq.equalize_hist), (CLAHE, tf_histeq.clahe)]
+    )
+    def test_compiled_layer_with_a_mask_is_exact(self, layer, function):
+        x = images(2)
+        mask = _images.xray_mask(x.shape[1:3])
+        out = layer(jit_compile=True)(x, mask=tf.constant(mask)).numpy()
+        assert_same_pixels(out, function(x, mask=mask).numpy().astype(np.float32))
+
+
+class TestGraphs:
+    def test_keras_loops_trace_the_counted_xla_call_without_device_pins_or_host_calls(self):
+        layer = CLAHE()
+        spec = tf.TensorSpec((None, None, None, 1), tf.uint8)
+        traced = tf.function(lambda x: layer(x, training=False)).get_concrete_function(spec)
+        facts = graph_facts(traced)
+        assert len(facts["xla"]) == 1 and "clahe_xla" in facts["xla"][0]
+        assert {"If", "LookupTableFindV2"} <= facts["ops"]
+        assert not facts["ops"] & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}  # no host round trip
+        # Only the counting tables (and their handles) live on the host; the op and the XLA call are not
+        # pinned, so the placer puts them on the GPU when there is one.
+        assert {op for op, _ in facts["pinned"]} <= TABLE_OPS | {"Placeholder", "Const"}
+        assert {device.rsplit(":", 2)[-2:] == ["CPU", "0"] for _, device in facts["pinned"]} == {True}
+
+    def test_graphs_traced_outside_keras_loops_hold_the_plain_op(self):
+        spec = tf.TensorSpec((None, None, None, 1), tf.uint8)
+        facts = graph_facts(tf.function(CLAHE()).get_concrete_function(spec))  # training=None: model.export, ...
+        assert facts["xla"] == [] and not facts["ops"] & TABLE_OPS
+
+    def test_inside_an_xla_graph_the_op_is_left_to_the_outer_compilation(self):
+        layer = HistogramEqualization(jit_compile=True)
+        x = images(2)
+        compiled = tf.function(lambda t: layer(t, training=False), jit_compile=True)
+        facts = graph_facts(compiled.get_concrete_function(tf.TensorSpec(x.shape, tf.uint8)))
+        assert facts["xla"] == [] and not facts["ops"] & TABLE_OPS
+        assert_same_pixels(compiled(x).numpy(), tf_histeq.equalize_hist(x).numpy().astype(np.float32))
+
+    def test_jit_compile_false_never_compiles(self):
+        spec = tf.TensorSpec((None, None, None, 1), tf.uint8)
+        layer = CLAHE(jit_compile=False)
+        facts = graph_facts(tf.function(lambda x: layer(x, training=True)).get_concrete_function(spec))
+        assert facts["xla"] == [] and not facts["ops"] & TABLE_OPS
+        assert layer._runner._compiled is None
+
+
+class TestWaysIn:
+    def test_predict_fit_evaluate_compile_and_stay_exact(self, eager_compiles):
+        x = images(4, shape=(16, 16, 1))
+        expected = tf_histeq.clahe(x, tile_grid_size=(2, 2)).numpy().astype(np.float32)
+        inputs = keras.Input((16, 16, 1), dtype="uint8")
+        equalize = CLAHE(tile_grid_size=(2, 2))
+        equalized = equalize(inputs)
+        outputs = keras.layers.Dense(1)(keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(equalized)))
+        model = keras.Model(inputs, outputs)
+        model.compile(optimizer="sgd", loss="mse", jit_compile=False)  # the graph around the layer is not XLA
+        probe = keras.Model(inputs, equalized)
+        for _ in range(2):
+            assert_same_pixels(probe.predict_on_batch(x), expected)
+        assert compiled_keys(equalize._runner) == ["uint8 4,16,16,1;"]
+        # fit's batches of 2: counted, then compiled, in the training graph.
+        history = model.fit(x, np.arange(4, dtype=np.float32), batch_size=2, epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+        assert compiled_keys(equalize._runner) == ["uint8 2,16,16,1;", "uint8 4,16,16,1;"]
+        assert np.isfinite(model.evaluate(x, np.arange(4, dtype=np.float32), batch_size=4, verbose=0))
+
+    def test_map_fn_compiles_shapes_known_only_at_run_time(self, eager_compiles):
+        x = images(3, shape=(20, 24, 1))
+        ds = tf.data.Dataset.from_generator(lambda: iter(x), output_signature=tf.TensorSpec((None, None, 1), tf.uint8))
+        out = list(ds.map(map_fn("clahe", tile_grid_size=(2, 2)), num_parallel_calls=1).as_numpy_iterator())
+        assert_same_pixels(np.stack(out), tf_histeq.clahe(x, tile_grid_size=(2, 2)).numpy())
+        # The state map_fn shares with every runner of its configuration (uint8 out: no cast).
+        runner = _xla.JitRunner(
+            tf_histeq.clahe, _options.resolve("clahe", {"tile_grid_size": (2, 2)}, exclude=("mask",))
+        )
+        assert compiled_keys(runner) == ["uint8 20,24,1;"]  # from the second image on
+
+    def test_export_holds_neither_xla_nor_tables_and_serves_the_same_pixels(self, eager_compiles, tmp_path):
+        x = images(2, shape=(16, 16, 1))
+        inputs = keras.Input((16, 16, 1), dtype="uint8")
+        layer = HistogramEqualization()
+        model = keras.Model(inputs, layer(inputs))
+        for _ in range(2):
+            model.predict_on_batch(x)  # compiled for predict
+        assert compiled_keys(layer._runner) == ["uint8 2,16,16,1;"]
+        model.export(str(tmp_path / "served"), verbose=False)
+        served = tf.saved_model.load(str(tmp_path / "served"))
+        facts = graph_facts(served.signatures["serving_default"])
+        assert facts["xla"] == [] and not facts["ops"] & TABLE_OPS
+        assert_same_pixels(served.serve(tf.constant(x)).numpy(), model.predict_on_batch(x))
+
+
+# --------------------------------------------------------------------------- XLA's own record, and MirroredStrategy
+
+RUN_AND_DUMP = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+    import keras
+    import tf_histeq
+    from tf_histeq import _options, _xla
+    from tf_histeq.data import map_fn
+    from tf_histeq.layers import CLAHE
+
+    _xla.COMPILE_AFTER_VALUES = 1
+    _xla.MAX_COMPILED_SHAPES = 2
+    x = np.load(sys.argv[1])["images"]
+    out = {}
+
+    # MirroredStrategy over two logical CPUs: predict (twice, to compile), then fit on the same batches.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        inputs = keras.Input(x.shape[1:], dtype="uint8")
+        equalized = CLAHE(tile_grid_size=(2, 3))(inputs)
+        probe = keras.Model(inputs, equalized)
+        h = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(equalized))
+        model = keras.Model(inputs, keras.layers.Dense(1)(h))
+        model.compile(optimizer="sgd", loss="mse", jit_compile=False)
+    out["predict"] = [probe.predict(x, batch_size=4, verbose=0) for _ in range(2)][1]
+    y = np.linspace(0, 1, len(x), dtype="float32")
+    out["loss"] = np.array(model.fit(x, y, batch_size=4, epochs=1, verbose=0).history["loss"])
+
+    # tf.data, sizes known only at run time: three sizes, each twice; the third one stays uncompiled.
+    sizes = [(20, 24), (20, 25), (21, 24)]
+    frames = [x[0, :h, :w] for h, w in sizes for _ in range(2)]
+    ds = tf.data.Dataset.from_generator(lambda: iter(frames), output_signature=tf.TensorSpec((None, None, 1), tf.uint8))
+    mapped = list(ds.map(map_fn("equalize_hist"), num_parallel_calls=1).as_numpy_iterator())
+    out["mapped_diff"] = np.array([int((m != tf_histeq.equalize_hist(f).numpy()).sum()) for m, f in zip(mapped, frames)])
+    np.savez(sys.argv[2], **out)
+    """
+)
+
+
+@pytest.mark.slow
+def test_xla_compiles_in_mirrored_strategy_and_tf_data_as_its_dump_records(tmp_path):
+    """One run of each way in, in a process of its own with XLA's dump on: which modules XLA compiled."""
+    x = images(6, shape=(24, 30, 1))
+    np.savez(tmp_path / "in.npz", images=x)
+    dump = tmp_path / "xla"
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "XLA_FLAGS": f"--xla_dump_to={dump}",
+        "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_AND_DUMP, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    assert_same_pixels(out["predict"], tf_histeq.clahe(x, tile_grid_size=(2, 3)).numpy().astype(np.float32))
+    assert out["loss"].shape == (1,) and np.isfinite(out["loss"]).all()
+    assert out["mapped_diff"].tolist() == [0] * 6
+
+    # XLA writes each module it compiles, named after the function, with its parameter shapes.
+    compiled = {}
+    for name in os.listdir(dump):
+        found = re.match(r"module_(\d+)\.a_inference_(\w+?)_xla_\d+.*\.before_optimizations\.txt$", name)
+        if found:
+            layout = re.search(r"entry_computation_layout=\{\(u8\[([\d,]+)\]", (dump / name).read_text())
+            compiled.setdefault(found.group(2), []).append(layout.group(1))
+    # clahe: the two per-replica batch shapes of predict (2 and 1 images), on each of the two devices (XLA
+    # compiles per device); fit, with the same shapes, compiles nothing more.
+    assert sorted(compiled.get("clahe", [])) == ["1,24,30,1"] * 2 + ["2,24,30,1"] * 2, compiled
+    # equalize_hist in tf.data: the first two sizes, from their second element on; the bound (2) leaves
+    # the third size uncompiled.
+    assert sorted(compiled.get("equalize_hist", [])) == ["20,24,1", "20,25,1"], compiled
