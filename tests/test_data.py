@@ -216,7 +216,7 @@ class TestBatching:
         ds = tf.data.Dataset.from_tensor_slices(images)
         compiled = np.stack(list(ds.map(map_fn(op, jit_compile=True, **kwargs)).as_numpy_iterator()))
         assert_same_pixels(compiled, function(images, **kwargs).numpy())
-        with pytest.raises(TypeError, match=r"`jit_compile` must be True or False. Received: jit_compile='yes'"):
+        with pytest.raises(ValueError, match=r"`jit_compile` must be 'auto' .*Received: jit_compile='yes'"):
             map_fn(op, jit_compile="yes")
 
     def test_batches_with_unknown_size(self):
