@@ -133,8 +133,9 @@ def fail_misfits(tf, reference: Reference, kwargs: dict, todo: list[Job]) -> Non
 
     A job fails when `match_histograms`'s own check of a reference against the
     images (bins, value range, colour channels) refuses every channel count its
-    header allows; an image that decodes to a count that does not fit fails in
-    the pipeline, with the same message.
+    header allows (a JPEG header allows 1 or 3); an image that decodes to a
+    count that does not fit fails in the pipeline, with `match_histograms`'s
+    message.
 
     Raises:
         UsageError: If the reference fits none of `todo`.
