@@ -28,6 +28,8 @@ from tf_histeq.cli import app
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 INPUTS_16 = ["rgb16.png", "xray16.png"]
+# tf.data service servers are kept until the process ends: stopping a worker can hold the GIL for seconds.
+_RETIRED: list = []
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +287,7 @@ def test_data_service_gives_the_local_outputs(data, tmp_path, capsys):
     svc = tf.data.experimental.service
     dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
     worker = svc.WorkerServer(svc.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1], port=0))
+    _RETIRED.append((dispatcher, worker))
     out = tmp_path / "out"
     argv = ["match", data / "in16", "-o", out, "--reference", data / "gray16.png", "--data-service", dispatcher.target]
     code, stdout, err = _run(argv, capsys)
@@ -293,8 +296,3 @@ def test_data_service_gives_the_local_outputs(data, tmp_path, capsys):
     assert f"; 2 done on the tf.data service at {dispatcher.target}" in stdout  # the histogram went with the graph
     for name in INPUTS_16:
         assert_same_pixels(decode(out / name), _expected(data / "in16" / name, [data / "gray16.png"]), name)
-    _RETIRED.append((dispatcher, worker))
-
-
-# Servers are kept until the process ends: stopping a worker can hold the GIL for seconds (see test_distributed.py).
-_RETIRED: list = []
