@@ -59,10 +59,12 @@ def data(tmp_path_factory):
     data = bytearray((root / "gray.png").read_bytes())
     data[60:70] = b"\x00" * 10  # inside IDAT: the CRC no longer matches
     (root / "corrupt.png").write_bytes(bytes(data))
-    for name, files in {"depths": ["gray.png", "gray16.png"], "channels": ["gray.png", "rgb.png"]}.items():
+    folders = {"depths": ["gray.png", "gray16.png"], "channels": ["gray.png", "rgb.png"], "alpha": ["rgb.png"]}
+    for name, files in folders.items():
         (root / name).mkdir()
         for file in files:
             (root / name / file).write_bytes((root / file).read_bytes())
+    (root / "alpha" / "rgba.png").write_bytes((in8 / "rgba.png").read_bytes())  # 3 colour channels too
     return root
 
 
@@ -129,6 +131,14 @@ def test_a_folder_reference_is_the_pooled_histogram_of_its_images(data, tmp_path
     pixels = np.concatenate([decode(path)[..., 0].ravel() for path in every])[None]
     reference = np.round(exposure.match_histograms(decode(source)[..., 0], pixels)).astype(np.uint8)
     assert_same_pixels(decode(tmp_path / "out1" / "xray.png")[..., 0], reference, "vs skimage")
+
+
+def test_a_folder_reference_pools_rgb_and_rgba_images_alike(data, tmp_path, capsys):
+    source, out = data / "in8" / "scene.png", tmp_path / "out"
+    code, _, err = _run(["match", source, "-o", out, "--reference", data / "alpha"], capsys)
+    assert code == 0, err
+    files = [data / "alpha" / "rgb.png", data / "alpha" / "rgba.png"]
+    assert_same_pixels(decode(out / "scene.png"), _expected(source, files))
 
 
 def test_inputs_that_do_not_fit_the_reference_fail_alone(data, tmp_path, capsys):

@@ -78,8 +78,10 @@ def read_reference(tf, reference: Reference, kwargs: dict):
 
     Each image is counted with the op's `value_range`, `bins` and `alpha`
     (`tf_histeq.reference_histogram`), and the counts are added. The files are
-    read, decoded and counted in one `tf.data` pass; if that fails, they are
-    counted again one by one, to name the file at fault.
+    read, decoded and counted in one `tf.data` pass, which needs every image to
+    have the channel count of the first; if that fails, they are counted again
+    one by one: that names the file at fault, or pools images whose channel
+    counts differ only by an alpha channel (RGB and RGBA).
 
     Returns:
         The `tf_histeq.Histogram` to match to.
@@ -98,13 +100,13 @@ def read_reference(tf, reference: Reference, kwargs: dict):
     images = tf.data.Dataset.from_tensor_slices(reference.paths)
     images = images.map(tf.autograph.experimental.do_not_convert(read), num_parallel_calls=tf.data.AUTOTUNE)
     try:
-        channels = next(iter(images)).shape[-1]  # the alpha rule needs it known while tracing
+        channels = read(reference.paths[0]).shape[-1]  # the alpha rule needs it known while tracing
         fixed = images.map(
             tf.autograph.experimental.do_not_convert(lambda image: tf.ensure_shape(image, [None, None, channels]))
         )
         return ops.reference_histogram(fixed.prefetch(tf.data.AUTOTUNE), **options)
     except (tf.errors.OpError, TypeError, ValueError):
-        pass  # a file that cannot be decoded or counted, or has other channels: found below
+        pass  # a file that cannot be decoded or counted, or another channel count: one by one below
     iterator = iter(images)
     total = first = None
     for path in reference.paths:
