@@ -24,7 +24,7 @@ from tests._files import decode, write_png
 from tests._files import run_cli as _run
 from tests._references import assert_same_pixels
 from tf_histeq import _options, samples
-from tf_histeq.cli import app
+from tf_histeq.cli import app, files, pipeline
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 INPUTS_16 = ["rgb16.png", "xray16.png"]
@@ -60,9 +60,9 @@ def data(tmp_path_factory):
     data[60:70] = b"\x00" * 10  # inside IDAT: the CRC no longer matches
     (root / "corrupt.png").write_bytes(bytes(data))
     folders = {"depths": ["gray.png", "gray16.png"], "channels": ["gray.png", "rgb.png"], "alpha": ["rgb.png"]}
-    for name, files in folders.items():
+    for name, names in folders.items():
         (root / name).mkdir()
-        for file in files:
+        for file in names:
             (root / name / file).write_bytes((root / file).read_bytes())
     (root / "alpha" / "rgba.png").write_bytes((in8 / "rgba.png").read_bytes())  # 3 colour channels too
     return root
@@ -116,14 +116,28 @@ def test_outputs_are_the_function_applied_to_the_decoded_files(
         assert all((out / name).read_bytes()[24] == 16 for name in names)  # still 16-bit PNGs
 
 
+def test_repeated_sizes_run_xla_compiled_with_the_same_pixels(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "XLA_MIN_IMAGES", 2)  # two images of a size are enough here
+    source, out = tmp_path / "in", tmp_path / "out"
+    source.mkdir()
+    (source / "a.png").write_bytes((data / "in8" / "xray.png").read_bytes())
+    write_png(source / "b.png", samples.chest_xray((40, 48), seed=4))
+    jobs = files.plan(files.collect([str(source)], False, str(out)), str(out), fmt=None, overwrite=False, compare=False)
+    assert pipeline.runs_compiled(jobs) == [True, True]
+    code, _, err = _run(["match", source, "-o", out, "--reference", data / "gray.png"], capsys)
+    assert code == 0, err
+    for name in ("a.png", "b.png"):
+        assert_same_pixels(decode(out / name), _expected(source / name, [data / "gray.png"]), name)
+
+
 def test_a_folder_reference_is_the_pooled_histogram_of_its_images(data, tmp_path, capsys):
     source, folder = data / "in8" / "xray.png", data / "folder"
     top, every = [folder / "a.png", folder / "b.png"], [folder / "a.png", folder / "b.png", folder / "sub" / "c.png"]
-    for recursive, files in [([], top), (["-r"], every)]:
+    for recursive, pooled in [([], top), (["-r"], every)]:
         out = tmp_path / f"out{len(recursive)}"
         code, _, err = _run(["match", source, "-o", out, "--reference", folder, *recursive], capsys)
         assert code == 0, err
-        assert_same_pixels(decode(out / "xray.png"), _expected(source, files), f"-r: {bool(recursive)}")
+        assert_same_pixels(decode(out / "xray.png"), _expected(source, pooled), f"-r: {bool(recursive)}")
     # The subfolder matters, so -r was honoured (and ignored without it).
     assert np.count_nonzero(decode(tmp_path / "out0" / "xray.png") != decode(tmp_path / "out1" / "xray.png")) > 0
     # Pooling is matching to all the pixels side by side: scikit-image on the concatenation, rounded half to even.
@@ -137,8 +151,8 @@ def test_a_folder_reference_pools_rgb_and_rgba_images_alike(data, tmp_path, caps
     source, out = data / "in8" / "scene.png", tmp_path / "out"
     code, _, err = _run(["match", source, "-o", out, "--reference", data / "alpha"], capsys)
     assert code == 0, err
-    files = [data / "alpha" / "rgb.png", data / "alpha" / "rgba.png"]
-    assert_same_pixels(decode(out / "scene.png"), _expected(source, files))
+    pooled = [data / "alpha" / "rgb.png", data / "alpha" / "rgba.png"]
+    assert_same_pixels(decode(out / "scene.png"), _expected(source, pooled))
 
 
 def test_inputs_that_do_not_fit_the_reference_fail_alone(data, tmp_path, capsys):
@@ -173,8 +187,8 @@ def test_a_rerun_skips_finished_files_and_finishes_the_others(data, tmp_path, ca
     assert "1 processed, 2 skipped (output exists), 0 failed" in stdout
     assert "existing outputs were kept; pass --overwrite to replace them" in err
     assert {name: (out / name).stat().st_mtime_ns for name in kept} == kept
-    files = [data / "folder" / "a.png", data / "folder" / "b.png"]
-    assert_same_pixels(decode(out / "scene.png"), _expected(data / "in8" / "scene.png", files))
+    pooled = [data / "folder" / "a.png", data / "folder" / "b.png"]
+    assert_same_pixels(decode(out / "scene.png"), _expected(data / "in8" / "scene.png", pooled))
 
 
 # --------------------------------------------------------------------------- usage errors
