@@ -196,7 +196,8 @@ def _check_fit(counts: Counts, spec: _convert.LevelSpec, n_color: int) -> None:
     if bins != spec.bins:
         fail(ValueError, "reference.bins", f"be {spec.bins}, the number of levels (bins) of the images", bins)
     if rows not in (1, n_color):
-        fail(ValueError, "reference.channels", f"be 1 or {n_color}, the colour channels of the images", rows)
+        expected = "1" if n_color == 1 else f"1 or {n_color}"
+        fail(ValueError, "reference.channels", f"be {expected}, the colour channels of the images", rows)
     if counts.value_range is not None and tuple(counts.value_range) != (spec.low, spec.high):
         fail(
             ValueError,

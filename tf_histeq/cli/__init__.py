@@ -11,6 +11,18 @@ Commands:
   options are the keyword names of `tf_histeq.equalize_hist` and
   `tf_histeq.clahe` with dashes, with their choices and defaults
   (`tf_histeq._options`).
+* `tf-histeq match INPUT... -o OUTDIR --reference FILE_OR_DIR [options]`: map
+  each image's histogram onto a reference's, as `tf_histeq.match_histograms`,
+  with `equalize`'s machinery and options (`--value-range`, `--bins`,
+  `--channels per_channel|joint`, `--alpha`). The reference is an image file,
+  or a folder whose images' histograms are pooled per channel
+  (`tf_histeq.reference_histogram`; its subfolders too with `-r`), decoded and
+  counted as the inputs are (`match`). It is settled before any output is
+  written: one that cannot be read, an empty folder, one that mixes bit depths
+  or channel counts, one inside the output folder or containing it, or one
+  that fits none of the inputs is a usage error; an input whose bit depth or
+  channels do not fit it fails alone. With `--data-service` the histogram
+  travels to the workers as a constant of the pipeline's graph.
 * `tf-histeq bench ARGS`: the benchmark, `tf_histeq.bench.main(ARGS)`.
 
 Nothing is lost or overwritten: inputs are never written to; existing outputs

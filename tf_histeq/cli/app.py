@@ -61,12 +61,13 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-service",
         metavar="grpc://HOST:PORT",
-        help="run read/decode/equalize on the workers of the tf.data service with this dispatcher; "
+        help="run read/decode/process on the workers of the tf.data service with this dispatcher; "
         "they read the inputs by absolute path (a shared file system), and outputs are written here",
     )
 
 
 def _add_image_arguments(parser: argparse.ArgumentParser, op: str) -> None:
+    done = "matched" if op == "match_histograms" else "equalized"
     parser.add_argument(
         "--value-range",
         nargs=2,
@@ -86,16 +87,17 @@ def _add_image_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         default=str(_options.ALPHA).lower(),
         choices=tuple(ALPHA_WORDS),
         help="is the last channel alpha, passed through unchanged? auto: the last of 2 or 4 channels (gray + "
-        "alpha, RGBA); true: the last channel whatever the count; false: no alpha, every channel is equalized "
+        f"alpha, RGBA); true: the last channel whatever the count; false: no alpha, every channel is {done} "
         f"(e.g. RGB + near infrared) (default {_options.ALPHA})",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `tf-histeq` parser: `demo`, `equalize` (alias `equalize_hist`), `clahe` and `bench`."""
+    """The `tf-histeq` parser: `demo`, `equalize` (alias `equalize_hist`), `clahe`, `match` and `bench`."""
     parser = _Parser(
         prog=PROG,
-        description="Histogram equalization and CLAHE in TensorFlow ops, bit-exact with OpenCV and Pillow.",
+        description="Histogram equalization and CLAHE in TensorFlow ops, bit-exact with OpenCV and Pillow, and "
+        "histogram matching, bit-exact with scikit-image.",
         epilog="Start with `tf-histeq demo`. Exit status: 0 all inputs done, 1 some failed, 2 usage error, "
         "130 interrupted.",
     )
@@ -153,6 +155,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_image_arguments(clahe, "clahe")
     clahe.set_defaults(op="clahe", parser=clahe)
+
+    match = sub.add_parser(
+        "match",
+        aliases=["match_histograms"],
+        help="histogram matching (tf_histeq.match_histograms) of image files to a reference image or folder",
+        description="Map each image (per image and channel) so that its histogram matches the reference's, as "
+        "tf_histeq.match_histograms (scikit-image's algorithm, bit-exact). The reference is read as the inputs "
+        "are: the same decoders, bit depth, --value-range, --bins and --alpha. A reference that cannot be read, "
+        "or that fits none of the inputs, stops the run before anything is written (exit 2); an input whose bit "
+        "depth or channels do not fit it fails alone (exit 1).",
+    )
+    _add_io_arguments(match)
+    match.add_argument(
+        "--reference",
+        required=True,
+        metavar="FILE_OR_DIR",
+        help="an image file (its histogram), or a folder: the histogram of all its images pooled per channel "
+        "(tf_histeq.reference_histogram; with --recursive, its subfolders' too). One bit depth; 1 channel (used "
+        "for every channel) or the inputs' number of colour channels. Never inside the output folder",
+    )
+    _add_image_arguments(match, "match_histograms")
+    match.set_defaults(op="match_histograms", parser=match)
 
     # Listed for --help only: `main` hands `bench ARGS` to tf_histeq.bench, whose parser owns its options.
     sub.add_parser(

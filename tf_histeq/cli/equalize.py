@@ -1,4 +1,4 @@
-"""`tf-histeq equalize|clahe INPUT... -o OUTDIR`: equalize image files, losing and overwriting nothing."""
+"""`tf-histeq equalize|clahe|match INPUT... -o OUTDIR`: process image files, losing and overwriting nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import time
 
 from tf_histeq import _options
-from tf_histeq.cli import files, pipeline, service
+from tf_histeq.cli import files, match, pipeline, service
 from tf_histeq.cli.app import ALPHA_WORDS
 from tf_histeq.cli.files import Job, UsageError
 from tf_histeq.cli.terminal import PROG, Interrupt, Progress
@@ -29,6 +29,8 @@ class _SourceError(Exception):
 def op_kwargs(args) -> dict:
     """The op's keyword arguments from the command line, validated by `_options.resolve`.
 
+    `match_histograms`'s `reference` is read later (`match.read_reference`).
+
     Raises:
         UsageError: With the op's own message, if an option has a bad value.
     """
@@ -40,10 +42,10 @@ def op_kwargs(args) -> dict:
     }
     if args.op == "clahe":
         options.update(clip_limit=args.clip_limit, tile_grid_size=tuple(args.tile_grid_size))
-    else:
+    elif args.op == "equalize_hist":
         options["method"] = args.method
     try:
-        kwargs = _options.resolve(args.op, options, exclude=("mask",))
+        kwargs = _options.resolve(args.op, options, exclude=("mask", "reference", "reference_mask"))
         if not 0 <= args.jpeg_quality <= 100:
             _options.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
         if not 0 <= args.png_compression <= 9:
@@ -98,12 +100,20 @@ def run(args) -> int:
     if host_port:
         service.check_reachable(args.data_service, host_port)
     pairs = files.collect(args.inputs, args.recursive, args.output)
+    reference = match.collect_reference(args) if args.op == "match_histograms" else None
     compare = args.compare
     if compare and not plot_available():
         print(f"{PROG}: note: --compare needs matplotlib ({PLOT_HINT}); writing images only", file=sys.stderr)
         compare = False
     jobs = files.plan(pairs, args.output, fmt=args.format, overwrite=args.overwrite, compare=compare)
     todo = [job for job in jobs if job.error is None and not job.skip]
+    if todo:
+        tf = pipeline.import_tensorflow()
+        _check_bit_depths(tf, kwargs, todo)
+        if reference is not None:  # read only when there is something to match
+            kwargs["reference"] = match.read_reference(tf, reference, kwargs)
+            match.fail_misfits(tf, reference, kwargs, todo)
+            todo = [job for job in todo if job.error is None]
     tally = _Tally(jobs=len(todo), skipped=sum(job.skip for job in jobs))
     tally.failed = [job for job in jobs if job.error is not None]
     for job in tally.failed:
@@ -112,6 +122,21 @@ def run(args) -> int:
     if todo:
         _process(args, kwargs, todo, tally, stats)
     return _report(args, tally, stats)
+
+
+def _check_bit_depths(tf, kwargs: dict, todo: list[Job]) -> None:
+    """Refuse options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images.
+
+    Raises:
+        UsageError: Naming the dtype of the inputs it concerns.
+    """
+    from tf_histeq import _convert
+
+    for dtype in sorted({tf.uint16 if job.is16 else tf.uint8 for job in todo}, key=str):
+        try:
+            _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"{err} (for the {dtype.name} inputs)") from None
 
 
 def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.Stats) -> None:
@@ -123,13 +148,8 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     boundary and every write is the main thread's.
     """
     tf = pipeline.import_tensorflow()
-    from tf_histeq import _convert, ops
+    from tf_histeq import ops
 
-    for dtype in sorted({tf.uint16 if job.is16 else tf.uint8 for job in todo}, key=str):
-        try:  # options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images
-            _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
-        except (TypeError, ValueError) as err:
-            raise UsageError(f"{err} (for the {dtype.name} inputs)") from None
     os.makedirs(args.output, exist_ok=True)
     op = ops.OPS[args.op]
     start = time.perf_counter()

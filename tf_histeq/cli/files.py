@@ -65,12 +65,14 @@ def _inside(path: str, folder: str) -> bool:
         return False
 
 
-def collect(inputs: list[str], recursive: bool, output: str) -> list[tuple[str, str]]:
+def collect(inputs: list[str], recursive: bool, output: str, *, role: str = "input") -> list[tuple[str, str]]:
     """Return `(source, output path relative to the output folder)` for every input file.
 
     Folders contribute their PNG, JPEG, BMP and GIF files by extension (hidden
     ones left out), with their subfolders if `recursive`; a file named on the
     command line is taken whatever its name. A file reached twice is listed once.
+    `role` names the items in messages: `"input"`, or the option they came
+    from (`"--reference"`).
 
     Raises:
         UsageError: If an input does not exist, a folder holds no image, the
@@ -82,15 +84,15 @@ def collect(inputs: list[str], recursive: bool, output: str) -> list[tuple[str, 
     pairs, seen = [], set()
     for item in inputs:
         if not os.path.exists(item):
-            raise UsageError(f"input {item!r} does not exist")
+            raise UsageError(f"{role} {item!r} does not exist")
         real = os.path.realpath(item)
         if os.path.isdir(item) and _inside(out_real, real):
             raise UsageError(
-                f"the output folder {output!r} is the input folder {item!r} or inside it; "
+                f"the output folder {output!r} is the {role} folder {item!r} or inside it; "
                 "choose an output folder outside every input"
             )
         if _inside(real, out_real):
-            raise UsageError(f"input {item!r} is inside the output folder {output!r}; choose another -o")
+            raise UsageError(f"{role} {item!r} is inside the output folder {output!r}; choose another -o")
         if os.path.isdir(item):
             found = []
             for root, dirs, names in os.walk(item):
@@ -101,7 +103,7 @@ def collect(inputs: list[str], recursive: bool, output: str) -> list[tuple[str, 
                         found.append((path, os.path.relpath(path, item)))
             if not found:
                 more = "" if recursive else " (add --recursive to search its subfolders)"
-                raise UsageError(f"no PNG, JPEG, BMP or GIF files in {item!r}{more}")
+                raise UsageError(f"no PNG, JPEG, BMP or GIF files in the {role} folder {item!r}{more}")
             candidates = sorted(found, key=lambda pair: pair[1])
         else:
             candidates = [(item, os.path.basename(item))]

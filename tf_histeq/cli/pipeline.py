@@ -181,11 +181,11 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         data = tf.io.read_file(path)
 
         def decode8():
-            image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+            image = decode_op(tf, data, False)
             return per_channels(image, fmt, xla, tf.uint8), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         def decode16():
-            image = tf.io.decode_png(data, channels=0, dtype=tf.uint16)
+            image = decode_op(tf, data, True)
             return per_channels(image, fmt, xla, tf.uint16), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         (payload, error), pixels = tf.cond(is16, decode16, decode8)
@@ -239,8 +239,17 @@ def results(tf, dataset, count: int, paths: list[str] | None = None):
         expected += 1
 
 
+def decode_op(tf, data, is16: bool):
+    """Decode an image file's bytes (a string tensor) completely into a `(H, W, C)` tensor.
+
+    16-bit PNGs (`is16`, from `files.sniff`) as uint16, everything else as uint8:
+    PNG, JPEG, BMP, and the first frame of a GIF.
+    """
+    if is16:
+        return tf.io.decode_png(data, channels=0, dtype=tf.uint16)
+    return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+
+
 def decode(tf, data: bytes, is16: bool):
     """Decode an image file's bytes completely (16-bit PNGs as uint16) into a `(H, W, C)` array."""
-    if is16:
-        return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
-    return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False).numpy()
+    return decode_op(tf, data, is16).numpy()
