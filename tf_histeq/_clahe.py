@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_histeq import _histogram
+from tf_histeq import _clip_count, _histogram
 
 # Tables with at most this many levels hold the four corner values of a pixel's
 # interpolation in one int32 (8 bits each), so a pixel needs one gather, not four.
@@ -98,26 +98,34 @@ def clahe_levels(
 
 
 class _Geometry:
-    """Shape-derived quantities of OpenCV's tiling, as (possibly dynamic) int32 tensors."""
+    """Shape-derived quantities of OpenCV's tiling: Python ints where the shape is static, else int32 tensors."""
 
     def __init__(self, levels: tf.Tensor, rows: int, cols: int):
         shape = tf.shape(levels)
         self.rows, self.cols, self.planes = rows, cols, levels.shape[-1]
-        self.batch, self.height, self.width = shape[0], shape[1], shape[2]
-        h, w = self.height, self.width
+        self.batch = shape[0]
+        h, w = levels.shape[1], levels.shape[2]
         # OpenCV pads *both* axes (bottom and right, reflect-101) as soon as either
         # is not divisible, so a divisible axis then gains a whole extra tile.
         # An empty image is not padded (nothing to reflect, nothing to map).
-        needs_pad = tf.logical_and(
-            tf.logical_or(h % rows != 0, w % cols != 0),
-            tf.logical_and(h > 0, w > 0),
-        )
-        self.pad_h = tf.where(needs_pad, rows - h % rows, 0)
-        self.pad_w = tf.where(needs_pad, cols - w % cols, 0)
-        # At least 1, so that an empty image divides by nothing worse than 1.
-        self.tile_h = tf.maximum((h + self.pad_h) // rows, 1)
-        self.tile_w = tf.maximum((w + self.pad_w) // cols, 1)
-        self.tile_area = self.tile_h * self.tile_w
+        if h is not None and w is not None:
+            # Known when tracing: everything derived from them, the clip count
+            # included, becomes a constant of the graph.
+            needs_pad = (h % rows != 0 or w % cols != 0) and h > 0 and w > 0
+            pad_h, pad_w = (rows - h % rows, cols - w % cols) if needs_pad else (0, 0)
+            # At least 1, so that an empty image divides by nothing worse than 1.
+            tile_h, tile_w = max((h + pad_h) // rows, 1), max((w + pad_w) // cols, 1)
+        else:
+            h, w = shape[1], shape[2]
+            needs_pad = tf.logical_and(
+                tf.logical_or(h % rows != 0, w % cols != 0),
+                tf.logical_and(h > 0, w > 0),
+            )
+            pad_h = tf.where(needs_pad, rows - h % rows, 0)
+            pad_w = tf.where(needs_pad, cols - w % cols, 0)
+            tile_h, tile_w = tf.maximum((h + pad_h) // rows, 1), tf.maximum((w + pad_w) // cols, 1)
+        self.height, self.width, self.pad_h, self.pad_w = h, w, pad_h, pad_w
+        self.tile_h, self.tile_w, self.tile_area = tile_h, tile_w, tile_h * tile_w
 
 
 def _broadcast_valid(valid: tf.Tensor, g: _Geometry) -> tf.Tensor:
@@ -198,33 +206,23 @@ def _tile_histograms(levels: tf.Tensor, valid: tf.Tensor | None, g: _Geometry, b
     ]
     index = tf.concat(parts, axis=1)
     total = size + (0 if valid is None else 1)
-    # Under XLA, bincount of an (0, L) input comes back flat; reshape and slice restore N = 0.
-    counts = tf.reshape(_histogram.count_rows(index, total), [-1, total])[: g.batch, :size]
+    counts = _histogram.count_rows(index, total)[:, :size]
     return tf.reshape(counts, [g.batch, rows * cols, planes, bins])
 
 
-def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float) -> tf.Tensor:
+def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float | tf.Tensor) -> tf.Tensor:
     """OpenCV's clipped, redistributed and scaled tile tables: int32, same shape as `hist`.
 
     Args:
-        hist: int32 `(..., bins)` tile histograms.
+        hist: int32 `(N, tiles, P, bins)` tile histograms.
         area: int32 pixel count per tile, broadcastable to `hist` (scalar without a mask).
         bins: Number of levels.
-        clip_limit: OpenCV's clip limit; `<= 0` disables clipping.
+        clip_limit: OpenCV's clip limit, a Python number or a float32 `(N,)` tensor.
     """
-    if clip_limit > 0:
-        # clip = max(int(clipLimit * area / bins), 1): a float64 product and quotient,
-        # truncated toward zero (static_cast<int>), as in OpenCV. The divisor must not
-        # be a constant: tf.function (Grappler) and XLA turn a division by a constant
-        # into a multiplication by its reciprocal, a different float64 for bins that
-        # are not powers of two. Adding a zero known only at run time keeps it a division.
-        runtime_zero = tf.minimum(tf.reduce_min(hist[..., :1]), 0)  # counts are >= 0
-        quotient = float(clip_limit) * tf.cast(area, tf.float64) / tf.cast(bins + runtime_zero, tf.float64)
-        # A quotient of 2**31 or more overflows OpenCV's int conversion; on x86-64 it
-        # gives INT_MIN and then a clip count of 1. Reproduced here explicitly (a float
-        # to int32 cast out of range is undefined, and XLA saturates it instead).
-        clip = tf.where(quotient < 2.0**31, tf.cast(tf.minimum(quotient, 2.0**31 - 1), tf.int32), 1)
-        clip = tf.maximum(clip, 1)
+    if tf.is_tensor(clip_limit):
+        clip_limit = tf.reshape(clip_limit, [-1, 1, 1, 1])
+    clip = _clip_count.clip_counts(clip_limit, area, bins)
+    if clip is not None:
         excess = tf.reduce_sum(tf.maximum(hist - clip, 0), axis=-1, keepdims=True)
         hist = tf.minimum(hist, clip)
         # Spread the excess: `batch` on every bin, then +1 on bins 0, step, 2*step, ...
@@ -240,7 +238,7 @@ def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float) -
     scale = tf.constant(bins - 1, tf.float32) / tf.cast(tf.maximum(area, 1), tf.float32)
     lut = tf.round(tf.cast(tf.cumsum(hist, axis=-1), tf.float32) * scale)
     lut = tf.cast(tf.clip_by_value(lut, 0.0, bins - 1.0), tf.int32)
-    if area.shape.rank:  # a mask: tiles without a valid pixel keep their levels
+    if tf.is_tensor(area) and area.shape.rank:  # a mask: tiles without a valid pixel keep their levels
         lut = tf.where(area > 0, lut, tf.range(bins, dtype=tf.int32))
     return lut
 
@@ -255,7 +253,7 @@ def _rounded(x: tf.Tensor, zero: tf.Tensor) -> tf.Tensor:
     and the add, so each product is rounded to float32 as in OpenCV's C++
     (which the x86-64 wheel compiles without contraction).
     """
-    return tf.bitcast(tf.bitwise.bitwise_or(tf.bitcast(x, tf.int32), zero), tf.float32)
+    return tf.bitcast(tf.bitwise.bitwise_xor(tf.bitcast(x, tf.int32), zero), tf.float32)
 
 
 def _axis_weights(size: tf.Tensor, tile: tf.Tensor, tiles: int, zero: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -302,15 +300,16 @@ def _interpolate(levels: tf.Tensor, luts: tf.Tensor, g: _Geometry, bins: int) ->
         c1, c2 = tf.maximum(tf.range(-1, cols), 0), tf.minimum(tf.range(cols + 1), cols - 1)
         luts = tf.reshape(luts, [g.batch, rows, cols, planes, bins])
         top, bottom = tf.gather(luts, r1, axis=1), tf.gather(luts, r2, axis=1)
-        corners = [tf.gather(t, c, axis=2) for t in (top, bottom) for c in (c1, c2)]  # L11, L12, L21, L22
-        packed = corners[0]
-        for k in (1, 2, 3):
-            packed = tf.bitwise.bitwise_or(packed, tf.bitwise.left_shift(corners[k], 8 * k))
+        l11, l12, l21, l22 = (tf.gather(t, c, axis=2) for t in (top, bottom) for c in (c1, c2))
+        # Bytes 0..2 hold L11, L12 and L21, the signed top byte L22 - 128 (no int32 overflow).
+        packed = l11 + l12 * 2**8 + l21 * 2**16 + (l22 - 128) * 2**24
         packed = _histogram.materialize(tf.reshape(packed, [g.batch, -1]))
         index = levels + offsets((ty + 1) * ((cols + 1) * planes * bins), (tx + 1) * (planes * bins))
         word = tf.gather(packed, index, batch_dims=1)
+        # Arithmetic right shifts (floor division by 2**8k) peel the bytes off from the top.
+        w1, w2, w3 = (tf.bitwise.right_shift(word, 8 * k) for k in (1, 2, 3))
         l11, l12, l21, l22 = (
-            tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(word, 8 * k), 255), tf.float32) for k in range(4)
+            tf.cast(v, tf.float32) for v in (word - w1 * 2**8, w1 - w2 * 2**8, w2 - w3 * 2**8, w3 + 128)
         )
     else:
         # Wide tables: four gathers straight from the tile tables (a packed copy

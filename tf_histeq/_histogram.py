@@ -36,8 +36,6 @@ def histograms(levels: tf.Tensor, bins: int, valid: tf.Tensor | None = None, *, 
         index = tf.where(valid, index, size)
         size += 1
     counts = count_rows(tf.reshape(index, [batch, -1]), size)
-    # Under XLA, bincount of a (0, L) input comes back flat as (size,); the slice restores N = 0.
-    counts = tf.reshape(counts, [-1, size])[:batch]
     return tf.reshape(counts[:, : planes * bins], [batch, planes, bins])
 
 
@@ -57,20 +55,29 @@ def _pair_histograms(rows: tf.Tensor, bins: int) -> tf.Tensor:
     batch = tf.shape(rows)[0]
     half = tf.shape(rows)[1] // 2
     pairs = rows[:, :half] + rows[:, half : 2 * half] * bins
-    joint = tf.reshape(count_rows(pairs, bins * bins), [-1, bins, bins])[:batch]
-    odd = tf.reshape(count_rows(rows[:, 2 * half :], bins), [-1, bins])[:batch]
+    joint = tf.reshape(count_rows(pairs, bins * bins), [batch, bins, bins])
+    odd = count_rows(rows[:, 2 * half :], bins)
     return tf.reduce_sum(joint, axis=1) + tf.reduce_sum(joint, axis=2) + odd
 
 
 def count_rows(rows: tf.Tensor, size: int) -> tf.Tensor:
     """Histogram of each row of an int32 `(R, L)` tensor with values in `[0, size)`: int32 `(R, size)`.
 
-    `tf.math.bincount` derives its output size from `reduce_max(rows)`, a data-dependent
-    value XLA cannot compile (and a wasted pass over the pixels); the raw op takes
-    the size as a constant.
+    One `unsorted_segment_sum` of ones over `value + row * size`: a scatter-add
+    that XLA compiles (`tf.histogram_fixed_width` has no XLA kernel), that
+    TensorFlow Lite runs as a builtin op (`DenseBincount` is not one) and that
+    needs no one-hot tensor. The segment ids are int64, so that no batch of
+    histograms can overflow them.
     """
-    no_weights = tf.zeros([0], tf.int32)
-    return tf.raw_ops.DenseBincount(input=rows, size=size, weights=no_weights, binary_output=False)
+    batch = tf.shape(rows, out_type=tf.int64)[0]
+    ids = tf.cast(rows, tf.int64) + tf.range(batch)[:, None] * size
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), ids, batch * size)
+    return tf.reshape(counts, [-1, size])
+
+
+# TensorFlow Lite's scatter and gather kernels take these dtypes; tables of other
+# dtypes are materialized and gathered in a wider one (exactly) and cast back.
+_WIDER = {tf.uint8: tf.int32, tf.uint16: tf.int32, tf.float16: tf.float32, tf.bfloat16: tf.float32}
 
 
 def materialize(table: tf.Tensor) -> tf.Tensor:
@@ -82,9 +89,11 @@ def materialize(table: tf.Tensor) -> tf.Tensor:
     positions (an identity `unsorted_segment_sum`, cheap for a table) makes XLA
     write it to memory first. Outside XLA it is a plain copy.
     """
-    flat = tf.reshape(table, [-1])
+    wide = _WIDER.get(table.dtype, table.dtype)
+    flat = tf.reshape(tf.cast(table, wide), [-1])
     size = tf.size(flat)
-    return tf.reshape(tf.math.unsorted_segment_sum(flat, tf.range(size), size), tf.shape(table))
+    copy = tf.math.unsorted_segment_sum(flat, tf.range(size), size)
+    return tf.cast(tf.reshape(copy, tf.shape(table)), table.dtype)
 
 
 def lut_opencv(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -165,6 +174,8 @@ def apply_luts(luts: tf.Tensor, levels: tf.Tensor, *, joint: bool = False) -> tf
     if not joint and planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
     batch = tf.shape(levels)[0]
-    flat = tf.reshape(materialize(luts), [batch, -1])
+    gathered = luts.dtype if luts.dtype == tf.uint8 else _WIDER.get(luts.dtype, luts.dtype)
+    flat = tf.reshape(tf.cast(materialize(luts), gathered), [batch, -1])
     rows = tf.reshape(index, [batch, -1])
-    return tf.reshape(tf.gather(flat, rows, batch_dims=1), tf.shape(levels))
+    out = tf.gather(flat, rows, batch_dims=1)
+    return tf.reshape(tf.cast(out, luts.dtype), tf.shape(levels))
