@@ -244,16 +244,18 @@ def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float | 
 
 
 def _rounded(x: tf.Tensor, zero: tf.Tensor) -> tf.Tensor:
-    """Return float32 `x` unchanged, but as a value no compiler can fuse into the next add.
+    """Return the float32 product `x` rounded on its own, before any add that follows.
 
-    XLA's CPU backend contracts `a * b + c` into a fused multiply-add (one
-    rounding instead of two), which moves some results by one level; here that
-    changed 45 of 300 random images. OR-ing the bits with `zero`, an int32 zero
-    that only exists at run time, is an integer operation between the multiply
-    and the add, so each product is rounded to float32 as in OpenCV's C++
-    (which the x86-64 wheel compiles without contraction).
+    XLA's CPU and GPU backends contract `a * b + c` into a fused multiply-add
+    (one rounding instead of two), which moves some results by one level; here
+    that changed 45 of 300 random images. Adding `zero`, a float32 +0.0 that only
+    exists at run time, gives the product a first consumer no compiler can
+    remove: contracted or not, `a * b + 0` is the product rounded once, and the
+    add after it is a second rounding, as in OpenCV's C++ (which the x86-64
+    wheel compiles without contraction). TensorFlow Lite and ONNX Runtime run
+    every multiply and add as a kernel of its own.
     """
-    return tf.bitcast(tf.bitwise.bitwise_xor(tf.bitcast(x, tf.int32), zero), tf.float32)
+    return x + zero
 
 
 def _axis_weights(size: tf.Tensor, tile: tf.Tensor, tiles: int, zero: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -281,14 +283,15 @@ def _interpolate(levels: tf.Tensor, luts: tf.Tensor, g: _Geometry, bins: int) ->
     """
     rows, cols, planes = g.rows, g.cols, g.planes
     # Zero, but only known at run time (tables are >= 0; an empty batch gives min(INT_MAX, 0)).
-    zero = tf.minimum(tf.reduce_min(luts), 0)
+    zero = tf.cast(tf.minimum(tf.reduce_min(luts), 0), tf.float32)
     ty, ya = _axis_weights(g.height, g.tile_h, rows, zero)
     tx, xa = _axis_weights(g.width, g.tile_w, cols, zero)
     plane_offset = tf.range(planes, dtype=tf.int32) * bins
 
     def offsets(row_part: tf.Tensor, col_part: tf.Tensor) -> tf.Tensor:
         # (H, W, P): per-position table offset, shared by the images of the batch.
-        return (row_part[:, None] + col_part[None, :])[:, :, None] + plane_offset
+        # expand_dims rather than [:, :, None]: TensorFlow Lite has no such slice of a 2-D dynamic shape.
+        return tf.expand_dims(row_part[:, None] + col_part[None, :], -1) + plane_offset
 
     if bins <= _PACK_MAX_BINS:
         # One int32 per (lower row tile, lower column tile, plane, level) holds the

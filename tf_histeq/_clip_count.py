@@ -51,8 +51,8 @@ import tensorflow as tf
 
 _BITS = 14
 _BASE = 1 << _BITS
-# 8 limbs hold 112 bits; the largest intermediate below is under 2**98.
-_LIMBS = 8
+# 7 limbs hold 98 bits; the largest number below is under 2**85 (X = M * a, M < 2**53, a < 2**31).
+_LIMBS = 7
 _POW2 = tuple(1 << k for k in range(_BITS + 1))
 # Outside [2**-32, 2**47) the count needs no arithmetic: below, c * a / b < 1 for
 # any int32 area (the count is 1); above, c * a >= b * 2**31 for every area >= 1.
@@ -109,7 +109,8 @@ def clip_counts(clip_limit: float | tf.Tensor, area: tf.Tensor, bins: int) -> tf
     bits = tf.where(in_range, bits, 0x3F800000)  # 1.0 outside the range, to keep the arithmetic small
     biased = tf.bitwise.right_shift(bits, 23)
     mantissa = bits - biased * 2**23 + 2**23
-    count = _count(_split(mantissa), 150 - biased, area, bins)
+    # As for a double: M = m * 2**29 in [2**52, 2**53) (limbs 2.. hold m * 2), c = M * 2**(biased - 179).
+    count = _count(_up(_split(mantissa * 2), 2), 179 - biased, area, bins)
     clipped = tf.where(in_range, count, 1)  # tiny or huge (inf included) limits give 1, as above
     return tf.where(positive, clipped, NO_CLIP)  # no clipping for <= 0 and NaN (`clipLimit_ > 0.0` is false)
 
@@ -126,17 +127,17 @@ def _counts_float64(limit, area, bins: int) -> np.ndarray:
 
 
 def _count(big_m: tf.Tensor, shift: tf.Tensor, area: tf.Tensor, bins: int) -> tf.Tensor:
-    """`max(floor(fl(M * area * 2**-shift) / bins), 1)`, or 1 when that reaches 2**31 (OpenCV's overflow)."""
+    """`max(floor(fl(M * area * 2**-shift) / bins), 1)`, or 1 from `2**31` on (OpenCV's overflow); `shift >= 0`."""
     product = _multiply(big_m, area)  # X = M * a, exact
-    # Round X to its 53 leading bits, half to even: q = (X + 2**(s-1) - 1 + lsb) >> s
-    # with s the number of bits dropped and lsb the lowest bit kept.
+    # fl(X): keep the 53 leading bits, rounding half to even. With `drop` bits below
+    # them, adding 2**(drop - 1) - 1 plus the lowest kept bit and then clearing the
+    # `drop` low bits rounds up exactly when the dropped part exceeds one half, or
+    # equals it and the kept part is odd.
     drop = tf.maximum(_bit_length(product) - 53, 0)
-    lsb = _shift(product, -drop)[..., 0] % 2
-    half_minus_one = _all_ones(drop - 1)
-    nudge = tf.where((drop > 0)[..., None], half_minus_one + _split(lsb), 0)
-    kept = _shift(_carry(product + nudge), -drop)
-    # fl(c * a) = kept * 2**(drop - shift); the count is its floor division by bins.
-    quotient = _divide(_shift(kept, drop - shift), bins)
+    lowest_kept = _unit(_bit(product, drop))
+    nudge = tf.where(tf.expand_dims(drop > 0, -1), _all_ones(drop - 1) + lowest_kept, 0)
+    rounded = _clear_low_bits(_carry(product + nudge), drop)  # fl(c * a) * 2**shift
+    quotient = _divide(_shift_right(rounded, shift), bins)
     overflow = tf.reduce_any(quotient[..., 3:] > 0, axis=-1) | (quotient[..., 2] >= 2 ** (31 - 2 * _BITS))
     value = quotient[..., 0] + quotient[..., 1] * _BASE + quotient[..., 2] * _BASE**2
     return tf.where(overflow, 1, tf.maximum(value, 1))
@@ -151,10 +152,15 @@ def _limbs_of(value: int) -> list[int]:
 
 
 def _split(x: tf.Tensor) -> tf.Tensor:
-    """The limbs of int32 values `x >= 0`."""
+    """The limbs of int32 values `x >= 0` (three at most)."""
     x = tf.convert_to_tensor(x, tf.int32)
     low = [x % _BASE, (x // _BASE) % _BASE, x // _BASE**2]
     return tf.stack(low + [tf.zeros_like(x)] * (_LIMBS - 3), axis=-1)
+
+
+def _unit(x: tf.Tensor) -> tf.Tensor:
+    """A number whose lowest limb is `x` (int32 in `[0, 2**14)`), the others 0."""
+    return tf.expand_dims(x, -1) * tf.constant(_limbs_of(1))
 
 
 def _carry(v: tf.Tensor) -> tf.Tensor:
@@ -167,36 +173,57 @@ def _carry(v: tf.Tensor) -> tf.Tensor:
     return tf.stack(out, axis=-1)
 
 
-def _move(x: tf.Tensor, places: tf.Tensor | int) -> tf.Tensor:
-    """Move the limbs `places` positions up (towards the most significant), or down if negative, filling with 0."""
-    source = tf.range(_LIMBS)[:, None] - tf.expand_dims(places, -1)[..., None]  # (..., out limb, 1)
-    pick = tf.cast(tf.equal(source, tf.range(_LIMBS)), tf.int32)  # (..., out limb, in limb)
-    return tf.reduce_sum(x[..., None, :] * pick, axis=-1)
+# Integer FloorDiv and FloorMod below only ever see non-negative numbers: tf2onnx
+# maps them to ONNX's Div, which truncates.
 
 
-def _shift(x: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
-    """`floor(x * 2**n)` for int32 `n` of either sign (n = 14 q + r with 0 <= r < 14)."""
-    n = tf.convert_to_tensor(n, tf.int32)
-    scale = tf.gather(tf.constant(_POW2, tf.int32), n % _BITS)
-    return _move(_carry(x * scale[..., None]), n // _BITS)
+def _up(x: tf.Tensor, places: int) -> tf.Tensor:
+    """Move the limbs `places` positions towards the most significant (times 2**(14 * places))."""
+    return tf.concat([tf.zeros_like(x[..., :places]), x[..., : _LIMBS - places]], axis=-1)
 
 
 def _multiply(x: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
-    """`x * z` for int32 `z >= 0`: each of z's three limbs times every limb of x is below 2**28."""
+    """`x * z` for int32 `z >= 0`: each of z's three limbs times a limb of x is below 2**28."""
     z = _split(z)
-    return _carry(sum(_move(x * z[..., j : j + 1], j) for j in range(3)))
-
-
-def _all_ones(k: tf.Tensor) -> tf.Tensor:
-    """`2**k - 1` (0 for k <= 0)."""
-    bits_in_limb = tf.clip_by_value(k[..., None] - _BITS * tf.range(_LIMBS), 0, _BITS)
-    return tf.gather(tf.constant(_POW2, tf.int32), bits_in_limb) - 1
+    return _carry(sum(_up(x * z[..., j : j + 1], j) for j in range(3)))
 
 
 def _bit_length(x: tf.Tensor) -> tf.Tensor:
     """The number of bits of `x` (0 for 0)."""
-    in_limb = tf.reduce_sum(tf.cast(x[..., None] >= tf.constant(_POW2[:_BITS]), tf.int32), axis=-1)
+    in_limb = tf.reduce_sum(tf.cast(tf.expand_dims(x, -1) >= tf.constant(_POW2[:_BITS]), tf.int32), axis=-1)
     return tf.reduce_max(tf.where(x > 0, _BITS * tf.range(_LIMBS) + in_limb, 0), axis=-1)
+
+
+def _limb(x: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """Limb `index` of `x` (0 past the top)."""
+    return tf.reduce_sum(x * tf.cast(tf.equal(tf.range(_LIMBS), tf.expand_dims(index, -1)), tf.int32), axis=-1)
+
+
+def _bit(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """Bit `k >= 0` of `x`, as int32 0 or 1."""
+    return (_limb(x, k // _BITS) // tf.gather(tf.constant(_POW2), k % _BITS)) % 2
+
+
+def _all_ones(k: tf.Tensor) -> tf.Tensor:
+    """`2**k - 1` (0 for k <= 0)."""
+    bits_in_limb = tf.clip_by_value(tf.expand_dims(k, -1) - _BITS * tf.range(_LIMBS), 0, _BITS)
+    return tf.gather(tf.constant(_POW2), bits_in_limb) - 1
+
+
+def _clear_low_bits(x: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+    """`x` with its `k` lowest bits set to 0."""
+    return x - x % (_all_ones(k) + 1)
+
+
+def _shift_right(x: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """`floor(x / 2**n)` for `n >= 0`: limbs move down by `n // 14`, then bits by `n % 14`."""
+    source = tf.expand_dims(tf.expand_dims(n // _BITS, -1), -1) + tf.range(_LIMBS)[:, None]  # (..., out, 1)
+    pick = tf.cast(tf.equal(source, tf.range(_LIMBS)), tf.int32)  # (..., out limb, in limb)
+    moved = tf.reduce_sum(tf.expand_dims(x, -2) * pick, axis=-1)
+    above = tf.concat([moved[..., 1:], tf.zeros_like(moved[..., :1])], axis=-1)
+    bits = tf.expand_dims(n % _BITS, -1)
+    pow2 = tf.constant(_POW2)
+    return moved // tf.gather(pow2, bits) + above % tf.gather(pow2, bits) * tf.gather(pow2, _BITS - bits)
 
 
 def _divide(x: tf.Tensor, d: int) -> tf.Tensor:

@@ -125,11 +125,12 @@ def _dtype_expectation() -> str:
 
 def to_nhwc(images: tf.Tensor) -> tf.Tensor:
     """Reshape rank 2 `(H, W)` and rank 3 `(H, W, C)` images to rank 4 `(N, H, W, C)`."""
+    # tf.expand_dims, not `[None]`: TensorFlow Lite cannot slice new axes into dynamic shapes.
     rank = images.shape.rank
     if rank == 2:
-        return images[None, :, :, None]
+        return tf.expand_dims(tf.expand_dims(images, 0), -1)
     if rank == 3:
-        return images[None]
+        return tf.expand_dims(images, 0)
     return images
 
 
@@ -162,11 +163,11 @@ def prepare_mask(mask, images: tf.Tensor, *, name: str = "mask") -> tf.Tensor | 
     hw = images.shape[-3:-1] if rank > 2 else images.shape
     nhw = tf.TensorShape([images.shape[0] if rank == 4 else 1]).concatenate(hw)
     mshape = mask.shape
-    candidates = [(tf.TensorShape(hw), lambda m: m[None, :, :, None])]
+    candidates = [(tf.TensorShape(hw), lambda m: tf.expand_dims(tf.expand_dims(m, 0), -1))]
     if rank == 4:
-        candidates.append((nhw, lambda m: m[..., None]))
+        candidates.append((nhw, lambda m: tf.expand_dims(m, -1)))
         candidates.append((nhw.concatenate([1]), lambda m: m))
-    candidates.append((tf.TensorShape(hw).concatenate([1]), lambda m: m[None]))
+    candidates.append((tf.TensorShape(hw).concatenate([1]), lambda m: tf.expand_dims(m, 0)))
     got = None
     for shape, expand in candidates:
         if mshape.rank == shape.rank and mshape.is_compatible_with(shape):
@@ -216,12 +217,18 @@ def to_levels(images: tf.Tensor, spec: LevelSpec) -> tuple[tf.Tensor, tf.Tensor 
 
 
 def value_table(spec: LevelSpec) -> tf.Tensor:
-    """The output value of each level, shape `(bins,)`, in the input dtype."""
+    """The output value of each level, shape `(bins,)`, in the input dtype.
+
+    Computed in float64 with NumPy and stored in the input dtype (rounded to
+    nearest even), so the graph holds no float64 constant for TensorFlow Lite.
+    """
     levels = np.arange(spec.bins, dtype=np.float64)
     values = spec.low + levels * (spec.high - spec.low) / (spec.bins - 1)
     if spec.dtype.is_integer:
-        values = np.rint(values)
-    return tf.cast(tf.constant(values, tf.float64), spec.dtype)
+        return tf.constant(np.rint(values).astype(spec.dtype.as_numpy_dtype))
+    if spec.dtype == tf.bfloat16:  # NumPy has no bfloat16: one rounding, by TensorFlow
+        return tf.cast(tf.constant(values, tf.float64), tf.bfloat16)
+    return tf.constant(values.astype(spec.dtype.as_numpy_dtype))
 
 
 def to_values(levels: tf.Tensor, spec: LevelSpec) -> tf.Tensor:

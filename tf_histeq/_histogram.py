@@ -70,8 +70,8 @@ def count_rows(rows: tf.Tensor, size: int) -> tf.Tensor:
     histograms can overflow them.
     """
     batch = tf.shape(rows, out_type=tf.int64)[0]
-    ids = tf.cast(rows, tf.int64) + tf.range(batch)[:, None] * size
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(rows), ids, batch * size)
+    ids = tf.reshape(tf.cast(rows, tf.int64) + tf.range(batch)[:, None] * size, [-1])  # 1-D for tf2onnx
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.int32), ids, batch * size)
     return tf.reshape(counts, [-1, size])
 
 
@@ -113,7 +113,7 @@ def lut_opencv(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     bins = hist.shape[-1]
     total = tf.reduce_sum(hist, axis=-1, keepdims=True)
     cdf = tf.cumsum(hist, axis=-1)
-    first = tf.argmax(hist > 0, axis=-1, output_type=tf.int32)[..., None]
+    first = tf.argmax(tf.cast(hist > 0, tf.int32), axis=-1, output_type=tf.int32)[..., None]  # ONNX: no bool ArgMax
     h_first = tf.gather(hist, first, batch_dims=len(hist.shape) - 1)
     # OpenCV multiplies by a float32 reciprocal. Dividing instead flips exact
     # ties: 7 * 255 / 14 = 127.5 rounds to 128, OpenCV's 7 * f32(255 / 14) to 127.
@@ -136,7 +136,7 @@ def lut_pil(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     bins = hist.shape[-1]
     total = tf.reduce_sum(hist, axis=-1, keepdims=True)
     occupied = hist > 0
-    top = bins - 1 - tf.argmax(tf.reverse(occupied, [-1]), axis=-1, output_type=tf.int32)[..., None]
+    top = bins - 1 - tf.argmax(tf.reverse(tf.cast(occupied, tf.int32), [-1]), axis=-1, output_type=tf.int32)[..., None]
     h_top = tf.gather(hist, top, batch_dims=len(hist.shape) - 1)
     step = (total - h_top) // (bins - 1)
     n_occupied = tf.reduce_sum(tf.cast(occupied, tf.int32), axis=-1, keepdims=True)
