@@ -56,7 +56,8 @@ _LIMBS = 7
 _POW2 = tuple(1 << k for k in range(_BITS + 1))
 # Outside [2**-32, 2**47) the count needs no arithmetic: below, c * a / b < 1 for
 # any int32 area (the count is 1); above, c * a >= b * 2**31 for every area >= 1.
-_SMALLEST, _LARGEST = 2.0**-32, 2.0**47
+_LOWEST, _HIGHEST = -32, 46
+_SMALLEST, _LARGEST = 2.0**_LOWEST, 2.0 ** (_HIGHEST + 1)
 # A count no histogram bin reaches: "no clipping" for an image whose limit is <= 0.
 NO_CLIP = 2**31 - 1
 
@@ -65,8 +66,10 @@ def clip_counts(clip_limit: float | tf.Tensor, area: tf.Tensor, bins: int) -> tf
     """OpenCV's `max(int(clip_limit * area / bins), 1)`, bit-exact, as int32.
 
     Args:
-        clip_limit: A Python float, or a float32 tensor broadcastable against
-            `area` (e.g. one limit per image, reshaped to `(N, 1, 1, 1)`).
+        clip_limit: A Python float, or a float tensor broadcastable against
+            `area` (e.g. one limit per image, reshaped to `(N, 1, 1, 1)`); a
+            float32 (or float16 or bfloat16) tensor keeps the graph free of
+            float64 and int64, for TensorFlow Lite.
         area: int32 tile pixel counts, `>= 0`.
         bins: The number of histogram bins, 2..65536.
 
@@ -87,6 +90,9 @@ def clip_counts(clip_limit: float | tf.Tensor, area: tf.Tensor, bins: int) -> tf
     known_area = tf.get_static_value(area)
     if known_limit is not None and known_area is not None:
         # Eagerly, or for a tile size known when tracing: NumPy's float64 is OpenCV's double.
+        if tf.is_tensor(clip_limit):  # the same rule for subnormal limits as below
+            tiny = np.finfo(np.float64 if clip_limit.dtype == tf.float64 else np.float32).tiny
+            known_limit = np.where(known_limit >= tiny, known_limit, 0.0)
         return tf.constant(_counts_float64(known_limit, known_area, bins))
     area = tf.convert_to_tensor(area, tf.int32)
     if not tf.is_tensor(clip_limit):
@@ -97,22 +103,30 @@ def clip_counts(clip_limit: float | tf.Tensor, area: tf.Tensor, bins: int) -> tf
         big_m = tf.constant(_limbs_of(int(mantissa * 2**53)), tf.int32)
         return _count(big_m, tf.constant(53 - exponent), area, bins)
     c = tf.convert_to_tensor(clip_limit)
-    if c.dtype != tf.float32:
-        raise TypeError(f"A tensor `clip_limit` must be float32. Received: clip_limit.dtype={c.dtype.name}.")
-    # Read from the bits: CPUs that flush subnormals to zero would also compare a
-    # subnormal limit as 0. Positive floats, subnormals and inf included, are the
-    # bit patterns 1..0x7F800000 (NaN is above, negative numbers are below 0).
-    bits = tf.bitcast(c, tf.int32)
-    positive = (bits > 0) & (bits <= 0x7F800000)
+    if not c.dtype.is_floating:
+        raise TypeError(f"A tensor `clip_limit` must have a float dtype. Received: clip_limit.dtype={c.dtype.name}.")
+    if c.dtype != tf.float64:
+        c = tf.cast(c, tf.float32)  # exact from float16 and bfloat16
+    # No clipping for limits <= 0 and NaN (`clipLimit_ > 0.0` is false), nor below the
+    # smallest normal number: CPUs running TensorFlow flush subnormals to 0.
+    clips = c >= np.finfo(c.dtype.as_numpy_dtype).tiny
     in_range = (c >= _SMALLEST) & (c < _LARGEST)
-    # c = m * 2**(e - 150) for a normal float32 with biased exponent e and m in [2**23, 2**24).
-    bits = tf.where(in_range, bits, 0x3F800000)  # 1.0 outside the range, to keep the arithmetic small
-    biased = tf.bitwise.right_shift(bits, 23)
-    mantissa = bits - biased * 2**23 + 2**23
-    # As for a double: M = m * 2**29 in [2**52, 2**53) (limbs 2.. hold m * 2), c = M * 2**(biased - 179).
-    count = _count(_up(_split(mantissa * 2), 2), 179 - biased, area, bins)
+    # c = m * 2**(e - 52), with e = floor(log2(c)) counted by comparisons with powers
+    # of two and m = c * 2**(52 - e) an integer in [2**52, 2**53) (for float32,
+    # m * 2**-29 in [2**23, 2**24)): scaling by a power of two is exact.
+    c = tf.where(in_range, c, 1.0)  # keeps the arithmetic below small
+    exponents = np.arange(_LOWEST, _HIGHEST + 1)
+    exponent = _LOWEST - 1 + tf.reduce_sum(tf.cast(tf.expand_dims(c, -1) >= 2.0**exponents, tf.int32), axis=-1)
+    if c.dtype == tf.float64:
+        m = tf.cast(c * tf.gather(2.0 ** (52 - exponents), exponent - _LOWEST), tf.int64)
+        low = [tf.cast(m // _BASE**i % _BASE, tf.int32) for i in range(4)]  # 53 bits: 4 limbs
+        limbs = tf.stack(low + [tf.zeros_like(low[0])] * (_LIMBS - 4), axis=-1)
+    else:  # 2 m' = c * 2**(24 - e) < 2**25 in limbs 2.. is m' * 2**29 = m
+        twice = tf.cast(c * tf.gather(2.0 ** (24 - exponents).astype(np.float32), exponent - _LOWEST), tf.int32)
+        limbs = _up(_split(twice), 2)
+    count = _count(limbs, 52 - exponent, area, bins)
     clipped = tf.where(in_range, count, 1)  # tiny or huge (inf included) limits give 1, as above
-    return tf.where(positive, clipped, NO_CLIP)  # no clipping for <= 0 and NaN (`clipLimit_ > 0.0` is false)
+    return tf.where(clips, clipped, NO_CLIP)
 
 
 def _counts_float64(limit, area, bins: int) -> np.ndarray:
