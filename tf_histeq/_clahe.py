@@ -270,7 +270,8 @@ def _axis_weights(size: tf.Tensor, tile: tf.Tensor, tiles: int, zero: tf.Tensor)
     low = tf.floor(pos)
     weight = pos - low
     first = tf.clip_by_value(tf.cast(low, tf.int32), -1, tiles - 1)
-    return first, weight
+    # Materialized: XLA would otherwise recompute them for every pixel (5x slower).
+    return _histogram.materialize(first), _histogram.materialize(weight)
 
 
 def _interpolate(levels: tf.Tensor, luts: tf.Tensor, g: _Geometry, bins: int) -> tf.Tensor:
@@ -308,7 +309,7 @@ def _interpolate(levels: tf.Tensor, luts: tf.Tensor, g: _Geometry, bins: int) ->
         packed = l11 + l12 * 2**8 + l21 * 2**16 + (l22 - 128) * 2**24
         packed = _histogram.materialize(tf.reshape(packed, [g.batch, -1]))
         index = levels + offsets((ty + 1) * ((cols + 1) * planes * bins), (tx + 1) * (planes * bins))
-        word = tf.gather(packed, index, batch_dims=1)
+        word = _histogram.gather_rows(packed, index)
         # Arithmetic right shifts (floor division by 2**8k) peel the bytes off from the top.
         w1, w2, w3 = (tf.bitwise.right_shift(word, 8 * k) for k in (1, 2, 3))
         l11, l12, l21, l22 = (
@@ -316,14 +317,14 @@ def _interpolate(levels: tf.Tensor, luts: tf.Tensor, g: _Geometry, bins: int) ->
         )
     else:
         # Wide tables: four gathers straight from the tile tables (a packed copy
-        # would be four times their size). Not `_materialize`d: the tables come out
+        # would be four times their size). Not `materialize`d: the tables come out
         # of a cumulative sum, which XLA does not fuse into the gathers, and the
         # cheap rounding after it is better recomputed than copied at this size.
         flat = tf.reshape(luts, [g.batch, -1])
         row_parts = [t * (cols * planes * bins) for t in (tf.maximum(ty, 0), tf.minimum(ty + 1, rows - 1))]
         col_parts = [t * (planes * bins) for t in (tf.maximum(tx, 0), tf.minimum(tx + 1, cols - 1))]
         l11, l12, l21, l22 = (
-            tf.cast(tf.gather(flat, levels + offsets(r, c), batch_dims=1), tf.float32)
+            tf.cast(_histogram.gather_rows(flat, levels + offsets(r, c)), tf.float32)
             for r in row_parts
             for c in col_parts
         )

@@ -25,8 +25,6 @@ def histograms(levels: tf.Tensor, bins: int, valid: tf.Tensor | None = None, *, 
     """
     planes = 1 if joint else levels.shape[-1]
     batch = tf.shape(levels)[0]
-    if valid is None and planes == 1 and bins <= _PAIR_MAX_BINS:
-        return _pair_histograms(tf.reshape(levels, [batch, -1]), bins)[:, None, :]
     index = levels
     if planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
@@ -39,38 +37,43 @@ def histograms(levels: tf.Tensor, bins: int, valid: tf.Tensor | None = None, *, 
     return tf.reshape(counts[:, : planes * bins], [batch, planes, bins])
 
 
-# Up to 256 bins, two pixels can share one count in a bins**2 joint histogram.
-_PAIR_MAX_BINS = 256
-
-
-def _pair_histograms(rows: tf.Tensor, bins: int) -> tf.Tensor:
-    """Histograms of the rows of an int32 `(R, L)` tensor, counting two pixels per update.
-
-    Pixel `k` of the first half of a row is paired with pixel `k` of the second
-    half; the `(bins, bins)` joint histogram of the pairs has the row's histogram
-    as the sum of its two marginals. Half as many scattered updates make this
-    1.3-1.9x faster than one count per pixel on CPU, eager and under XLA (a
-    single odd pixel is counted on its own).
-    """
-    batch = tf.shape(rows)[0]
-    half = tf.shape(rows)[1] // 2
-    pairs = rows[:, :half] + rows[:, half : 2 * half] * bins
-    joint = tf.reshape(count_rows(pairs, bins * bins), [batch, bins, bins])
-    odd = count_rows(rows[:, 2 * half :], bins)
-    return tf.reduce_sum(joint, axis=1) + tf.reduce_sum(joint, axis=2) + odd
+# Updates per scatter: XLA's CPU scatter slows down 3-5x past a few million
+# updates, and independent pieces run concurrently.
+_PIECE = 2**18
 
 
 def count_rows(rows: tf.Tensor, size: int) -> tf.Tensor:
     """Histogram of each row of an int32 `(R, L)` tensor with values in `[0, size)`: int32 `(R, size)`.
 
-    One `unsorted_segment_sum` of ones over `value + row * size`: a scatter-add
-    that XLA compiles (`tf.histogram_fixed_width` has no XLA kernel), that
-    TensorFlow Lite runs as a builtin op (`DenseBincount` is not one) and that
-    needs no one-hot tensor. The segment ids are int64, so that no batch of
-    histograms can overflow them.
+    `unsorted_segment_sum`s of ones over `value + row * size`: scatter-adds that
+    XLA compiles (`tf.histogram_fixed_width` has no XLA kernel), that TensorFlow
+    Lite runs as a builtin op (`DenseBincount` is not one), that tf2onnx maps
+    to ONNX (`tf_histeq.deploy.to_onnx`) and that need no one-hot tensor.
+
+    With a static shape the rows are counted in pieces of at most `_PIECE`
+    pixels (blocks of whole rows, or column blocks of a long row whose counts
+    are added), each with int32 ids that cannot overflow; otherwise in four
+    column blocks, with int64 ids.
     """
-    batch = tf.shape(rows, out_type=tf.int64)[0]
-    ids = tf.reshape(tf.cast(rows, tf.int64) + tf.range(batch)[:, None] * size, [-1])  # 1-D for tf2onnx
+    n, length = rows.shape
+    if n is None or length is None:
+        total = tf.shape(rows)[1]
+        blocks = [rows[:, (total * j) // 4 : (total * (j + 1)) // 4] for j in range(4)]
+        return tf.add_n([_count(block, size, tf.int64) for block in blocks])
+    step = max(min(_PIECE // max(length, 1), (2**31 - 1) // size), 1)  # whole rows per piece
+    width = min(max(length, 1), _PIECE)  # columns per piece
+    pieces = []
+    for first in range(0, n, step):
+        block = rows[first : first + step]
+        parts = [_count(block[:, c : c + width], size, tf.int32) for c in range(0, max(length, 1), width)]
+        pieces.append(tf.add_n(parts))
+    return tf.concat(pieces, axis=0) if pieces else tf.zeros([0, size], tf.int32)
+
+
+def _count(rows: tf.Tensor, size: int, id_dtype: tf.DType) -> tf.Tensor:
+    """One scatter-add of ones: the histograms of the rows, int32 `(R, size)`."""
+    batch = tf.shape(rows, out_type=id_dtype)[0]
+    ids = tf.reshape(tf.cast(rows, id_dtype) + tf.range(batch)[:, None] * size, [-1])  # 1-D, for tf2onnx
     counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.int32), ids, batch * size)
     return tf.reshape(counts, [-1, size])
 
@@ -173,9 +176,22 @@ def apply_luts(luts: tf.Tensor, levels: tf.Tensor, *, joint: bool = False) -> tf
     index = levels
     if not joint and planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
-    batch = tf.shape(levels)[0]
     gathered = luts.dtype if luts.dtype == tf.uint8 else _WIDER.get(luts.dtype, luts.dtype)
-    flat = tf.reshape(tf.cast(materialize(luts), gathered), [batch, -1])
-    rows = tf.reshape(index, [batch, -1])
-    out = tf.gather(flat, rows, batch_dims=1)
-    return tf.reshape(tf.cast(out, luts.dtype), tf.shape(levels))
+    table = tf.reshape(tf.cast(materialize(luts), gathered), [tf.shape(levels)[0], -1])
+    return tf.cast(gather_rows(table, index), luts.dtype)
+
+
+def gather_rows(table: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """`table[n, index[n, ...]]` for a `(N, T)` table and int32 `(N, ...)` positions.
+
+    One gather from the flattened table at `index + n * T`: `tf.gather(...,
+    batch_dims=1)` would have XLA write a (position, image) pair per pixel
+    first, and runs at half the speed. The offsets are int32 when `N * T` is
+    known to fit, int64 otherwise.
+    """
+    n, size = table.shape
+    wide = n is None or size is None or n * size >= 2**31
+    dtype = tf.int64 if wide else tf.int32
+    rows = tf.range(tf.shape(table, out_type=dtype)[0]) * tf.cast(tf.shape(table)[1], dtype)
+    offsets = tf.reshape(rows, tf.concat([[-1], tf.ones([index.shape.rank - 1], tf.int32)], 0))
+    return tf.gather(tf.reshape(table, [-1]), tf.cast(index, dtype) + offsets)
