@@ -59,15 +59,23 @@ def count_rows(rows: tf.Tensor, size: int) -> tf.Tensor:
     if n is None or length is None:
         total = tf.shape(rows)[1]
         blocks = [rows[:, (total * j) // 4 : (total * (j + 1)) // 4] for j in range(4)]
-        return tf.add_n([_count(block, size, tf.int64) for block in blocks])
+        return _sum([_count(block, size, tf.int64) for block in blocks])
     step = max(min(_PIECE // max(length, 1), (2**31 - 1) // size), 1)  # whole rows per piece
     width = min(max(length, 1), _PIECE)  # columns per piece
     pieces = []
     for first in range(0, n, step):
         block = rows[first : first + step]
         parts = [_count(block[:, c : c + width], size, tf.int32) for c in range(0, max(length, 1), width)]
-        pieces.append(tf.add_n(parts))
+        pieces.append(_sum(parts))
     return tf.concat(pieces, axis=0) if pieces else tf.zeros([0, size], tf.int32)
+
+
+def _sum(tensors: list[tf.Tensor]) -> tf.Tensor:
+    """Element-wise sum by `+` (`tf.add_n` becomes ONNX's `Sum`, which has no integer kernels)."""
+    total = tensors[0]
+    for t in tensors[1:]:
+        total = total + t
+    return total
 
 
 def _count(rows: tf.Tensor, size: int, id_dtype: tf.DType) -> tf.Tensor:
