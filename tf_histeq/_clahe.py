@@ -103,7 +103,8 @@ class _Geometry:
     def __init__(self, levels: tf.Tensor, rows: int, cols: int):
         shape = tf.shape(levels)
         self.rows, self.cols, self.planes = rows, cols, levels.shape[-1]
-        self.batch = shape[0]
+        # Static where known: it keeps table sizes, and so int32 gather offsets, provable.
+        self.batch = levels.shape[0] if levels.shape[0] is not None else shape[0]
         h, w = levels.shape[1], levels.shape[2]
         # OpenCV pads *both* axes (bottom and right, reflect-101) as soon as either
         # is not divisible, so a divisible axis then gains a whole extra tile.

@@ -24,7 +24,7 @@ def histograms(levels: tf.Tensor, bins: int, valid: tf.Tensor | None = None, *, 
         int32 `(N, Q, bins)` with `Q = 1` if `joint` else `P`.
     """
     planes = 1 if joint else levels.shape[-1]
-    batch = tf.shape(levels)[0]
+    batch = static_or_dynamic(levels, 0)
     index = levels
     if planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
@@ -185,8 +185,14 @@ def apply_luts(luts: tf.Tensor, levels: tf.Tensor, *, joint: bool = False) -> tf
     if not joint and planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
     gathered = luts.dtype if luts.dtype == tf.uint8 else _WIDER.get(luts.dtype, luts.dtype)
-    table = tf.reshape(tf.cast(materialize(luts), gathered), [tf.shape(levels)[0], -1])
+    table = tf.reshape(tf.cast(materialize(luts), gathered), [static_or_dynamic(levels, 0), -1])
     return tf.cast(gather_rows(table, index), luts.dtype)
+
+
+def static_or_dynamic(x: tf.Tensor, axis: int) -> int | tf.Tensor:
+    """The size of `x` along `axis`: a Python int where known when tracing, else a scalar tensor."""
+    size = x.shape[axis]
+    return size if size is not None else tf.shape(x)[axis]
 
 
 def gather_rows(table: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
