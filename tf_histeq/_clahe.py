@@ -1,28 +1,58 @@
 """Private CLAHE kernel on int32 levels, bit-exact with OpenCV's `cv2.createCLAHE`.
 
 Layout: levels are `(N, H, W, P)` int32 in `[0, bins)`; every (image, plane)
-is processed on its own, with `R x C` tiles (`grid = (R, C)`). The steps follow
-OpenCV's `CLAHE_Impl::apply` (see SEMANTICS.md, section 2):
+is processed on its own, with `R x C` tiles (`grid = (R, C)`; OpenCV's
+`tileGridSize` is `(C, R)`). The steps and their arithmetic follow OpenCV's
+`modules/imgproc/src/clahe.cpp`, function by function:
 
-1. Tile histograms of the reflect-101 padded image: one `DenseBincount` over
-   `(N, pixels)` counts `level + bins * (plane + P * tile)`, one row per image.
-   The padding is never materialised: the original pixels are counted in place
-   and only the (at most `R` rows / `C` columns wide) padding strips are gathered.
-2. Clip each histogram, spread the excess (integer arithmetic, OpenCV's
-   strided residual), and turn the cumulative sum into a float32 lookup table.
-3. Interpolate bilinearly between the four nearest tile tables, in float32 with
-   OpenCV's expression order, and round half to even.
+1. `CLAHE_Impl::apply`, the tiling. If `W % C` or `H % R` is not 0, OpenCV
+   pads *both* axes, at the bottom and the right, with `BORDER_REFLECT_101`
+   (`gfedcb|abcdefgh|gfedcba`), by `R - H % R` rows and `C - W % C` columns:
+   an axis that was divisible then gains a whole extra tile. The tile is
+   `th = Hp / R` by `tw = Wp / C` pixels of the padded image, `area = th * tw`.
+   The padded image only feeds the histograms; the interpolation reads the
+   original pixels. Reflect-101 repeats with period `2 * (size - 1)` when a
+   pad exceeds the axis (images smaller than the grid), and a 1-pixel axis
+   repeats its value (`_reflect_101`; `tf.pad(mode="REFLECT")` cannot pad more
+   than the axis). The padding is never materialized: the original pixels are
+   counted in place and only the strips (at most `R` rows, `C` columns) are
+   gathered.
+2. `CLAHE_CalcLut_Body`, the tables. Bins are 256 for 8-bit images and 65536
+   for 16-bit ones (`bitShift` 0). Each tile histogram is clipped at
+   `clip = max(static_cast<int>(clipLimit * area / bins), 1)`, a float64
+   product and quotient truncated toward zero (no clipping when
+   `clipLimit <= 0`; `_clip_count` computes this exactly in integers). The
+   clipped excess is spread back: `batch = excess / bins` on every bin, then
+   one more count on bins `0, step, 2 step, ...` with `step = max(bins /
+   residual, 1)`, for the first `residual = excess % bins` of them (OpenCV's
+   strided residual; no bin is clipped a second time). The table is
+   `lut[i] = saturate_cast(cvRound(f32(cumsum[i]) * lutScale))` with
+   `lutScale = f32(bins - 1) / f32(area)`, a float32 division: float32
+   products, rounded half to even (`tf.round`).
+3. `CLAHE_Interpolation_Body`, the output. Per column, `txf = f32(x) *
+   (1.f / tw) - 0.5f`, `tx1 = cvFloor(txf)`, `xa = txf - tx1` and
+   `xa1 = 1.f - xa`; then `tx1` is clamped to `>= 0` and `tx2 = tx1 + 1` to
+   `<= C - 1`, so pixels within half a tile of the border interpolate between
+   a tile and itself (1-D at the edges, one table in the corners). Rows
+   likewise. Each pixel reads the four tables at its level and computes, in
+   float32 and in this order, `res = (L11 * xa1 + L12 * xa) * ya1 + (L21 * xa1
+   + L22 * xa) * ya`, then `cvRound` (half to even) and saturates.
 
 Memory is O(input + N * P * tiles * bins): no one-hot tensor, no padded copy of
 the image. Everything works with unknown N, H and W, in `tf.function` and under
-XLA (where shape-derived sizes are compile-time constants).
+XLA (where shape-derived sizes are compile-time constants), in TensorFlow Lite
+with builtin ops and in ONNX (`tf_histeq.deploy`).
 
-Eager, `tf.function` and XLA results are bit-identical. Three compiler rewrites
-would break that and are blocked on purpose, each where it happens:
-XLA contracts `a * b + c` into a fused multiply-add (`_rounded`); Grappler and
-XLA turn a division by a constant into a multiplication by its reciprocal (the
-clip count in `_tile_luts`); XLA recomputes a gather's operand for every pixel
-(a performance trap, not a numerical one: `_materialize`).
+Eager, `tf.function` and XLA results are bit-identical, and equal OpenCV's.
+Three compiler rewrites would break that or the speed, and are blocked where
+they happen: XLA contracts `a * b + c` into a fused multiply-add, one rounding
+where OpenCV's x86-64 build rounds twice (`_rounded`: the interpolation's six
+products and the axis positions); Grappler and XLA turn a division by a
+constant into a multiplication by its reciprocal, so the float64 clip count is
+computed in integers instead (`_clip_count`); and XLA fuses a gather's operand
+into the gather, recomputing a small table's construction for every pixel
+(3-5x slower), so the tables and the per-row and per-column weights are
+materialized first (`_histogram.materialize`).
 """
 
 from __future__ import annotations
@@ -40,7 +70,7 @@ def clahe_levels(
     levels: tf.Tensor,
     *,
     bins: int,
-    clip_limit: float,
+    clip_limit: float | tf.Tensor,
     grid: tuple[int, int],
     valid: tf.Tensor | None = None,
 ) -> tf.Tensor:
@@ -48,7 +78,8 @@ def clahe_levels(
 
     Parity: with `valid=None` (or all True) the result equals
     `cv2.createCLAHE(clip_limit, (grid[1], grid[0])).apply` on every plane, for
-    uint8 (`bins=256`) and uint16 (`bins=65536`) levels.
+    uint8 (`bins=256`) and uint16 (`bins=65536`) levels; with a tensor of
+    limits, image `n` equals `cv2.createCLAHE(float(clip_limit[n]), ...)`.
 
     Mask semantics: only pixels where `valid` is True are counted in the tile
     histograms; every pixel is mapped. The padding strips take `valid` from the
@@ -64,7 +95,12 @@ def clahe_levels(
             and `W` may be unknown when tracing; `P` must be static.
         bins: Number of levels, 2..65536 (256 for uint8, 65536 for uint16 parity).
         clip_limit: OpenCV's clip limit (a multiple of the mean bin count of a
-            tile); `<= 0` disables clipping.
+            tile); `<= 0` disables clipping. A Python number, or a float tensor
+            of shape `(N,)` (or `()`) with one limit per image: float32 keeps
+            the graph free of float64 for TensorFlow Lite; a float64 tensor is
+            read with all its bits. Per-image limits below the smallest normal
+            float (subnormals, which CPUs running TensorFlow flush to zero)
+            count as 0.
         grid: `(rows, cols)` of tiles, each >= 1. OpenCV's `tileGridSize` is
             `(cols, rows)`.
         valid: Optional bool tensor broadcastable to `(N, H, W, P)`, with a static
@@ -73,6 +109,19 @@ def clahe_levels(
 
     Returns:
         int32 `(N, H, W, P)` output levels in `[0, bins)`.
+
+    Raises:
+        ValueError: If `levels` is not `(N, H, W, P)` with a static `P`, or one
+            image's tile tables would have 2**31 entries or more.
+        TypeError: If a tensor `clip_limit` is not of a float dtype.
+
+    Example:
+        >>> row = tf.constant([100] * 8 + list(range(101, 109)))  # level 100 on half the pixels
+        >>> two = tf.reshape(tf.stack([row, row]), [2, 1, 16, 1])
+        >>> out = clahe_levels(two, bins=256, clip_limit=tf.constant([0.0, 40.0]), grid=(1, 1))
+        >>> out[:, 0, 6:10, 0].numpy()  # limit 40 clips level 100 at int(40 * 16 / 256) = 2 counts
+        array([[128, 128, 143, 159],
+               [ 80,  80,  96, 112]], dtype=int32)
     """
     rows, cols = int(grid[0]), int(grid[1])
     levels = tf.convert_to_tensor(levels, tf.int32)
@@ -135,7 +184,7 @@ def _broadcast_valid(valid: tf.Tensor, g: _Geometry) -> tf.Tensor:
     if valid.shape.rank is None or valid.shape.rank > 4:
         raise ValueError(f"`valid` must have a static rank of at most 4. Received: valid.shape={valid.shape}.")
     while valid.shape.rank < 4:
-        valid = valid[None]
+        valid = tf.expand_dims(valid, 0)
     last = valid.shape[-1] if valid.shape[-1] is not None else g.planes
     return tf.broadcast_to(valid, tf.stack([g.batch, g.height, g.width, last]))
 
@@ -218,7 +267,7 @@ def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float | 
         hist: int32 `(N, tiles, P, bins)` tile histograms.
         area: int32 pixel count per tile, broadcastable to `hist` (scalar without a mask).
         bins: Number of levels.
-        clip_limit: OpenCV's clip limit, a Python number or a float32 `(N,)` tensor.
+        clip_limit: OpenCV's clip limit, a Python number or a float `(N,)` tensor.
     """
     if tf.is_tensor(clip_limit):
         clip_limit = tf.reshape(clip_limit, [-1, 1, 1, 1])
@@ -234,8 +283,8 @@ def _tile_luts(hist: tf.Tensor, area: tf.Tensor, bins: int, clip_limit: float | 
         index = tf.range(bins, dtype=tf.int32)
         bonus = tf.logical_and(index % step == 0, index // step < residual)
         hist = hist + batch + tf.cast(bonus, tf.int32)
-    # lutScale = float(bins - 1) / area, a float32 division; then round half to even
-    # (tf.round, like cvRound) and saturate.
+    # lutScale = static_cast<float>(histSize - 1) / tileSizeTotal, a float32 division;
+    # then float32 products, rounded half to even (tf.round, like cvRound), saturated.
     scale = tf.constant(bins - 1, tf.float32) / tf.cast(tf.maximum(area, 1), tf.float32)
     lut = tf.round(tf.cast(tf.cumsum(hist, axis=-1), tf.float32) * scale)
     lut = tf.cast(tf.clip_by_value(lut, 0.0, bins - 1.0), tf.int32)

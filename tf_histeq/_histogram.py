@@ -1,9 +1,39 @@
-"""Private TensorFlow kernels for global equalization, on int32 levels.
+"""Private kernels for global equalization on int32 levels: histograms, lookup tables, lookup.
 
 Layout: levels are `(N, H, W, P)` int32 in `[0, bins)`, one histogram per
-(image, plane). Histograms use `tf.math.bincount` on a 2-D `(N, pixels)` input
-with plane offsets, which has an XLA kernel (unlike `tf.histogram_fixed_width`)
-and needs no one-hot tensor: memory is O(input + N * P * bins).
+(image, plane) (or per image, `joint`), never pooled over the batch.
+
+Histograms (`histograms`, `count_rows`) are scatter-adds of ones
+(`tf.math.unsorted_segment_sum`) at `level + bins * (plane + P * image)`:
+XLA compiles them (`tf.histogram_fixed_width` has no XLA kernel), TensorFlow
+Lite runs them as a builtin op (`DenseBincount` is not one), tf2onnx maps them
+to ONNX (see `tf_histeq.deploy.to_onnx`), and they need no one-hot tensor:
+memory is O(input + N * P * bins). They run in pieces of at most 2**18 pixels:
+XLA's CPU scatter slows down several times past a few million updates, and
+independent pieces run concurrently.
+
+The lookup tables reproduce two libraries exactly, generalised from 256 to any
+number of bins (`C` is the inclusive cumulative histogram, `N` the pixel count):
+
+- `lut_opencv`: OpenCV's `cv::equalizeHist` (`modules/imgproc/src/histogram.cpp`,
+  `EqualizeHistLut_Invoker`). With `f` the lowest occupied level, a plane with
+  `h[f] == N` is returned unchanged (OpenCV's `dst.setTo(f)`); otherwise
+  `scale = (bins - 1.f) / (N - h[f])` is a float32 division and
+  `lut[v] = saturate_cast(cvRound(f32(C(v) - h[f]) * scale))`: the int count is
+  converted to float32 and *multiplied* by the rounded reciprocal, then
+  rounded half to even. Dividing instead flips exact ties: with `N - h[f] = 14`,
+  `7 * 255 / 14 = 127.5` rounds to 128, OpenCV's `7 * f32(255 / 14)` is
+  127.49999 and gives 127.
+- `lut_pil`: Pillow's `ImageOps.equalize` (`src/PIL/ImageOps.py`), all in
+  integers: `step = (N - h[top]) // (bins - 1)` with `top` the highest occupied
+  level, `lut[v] = min(bins - 1, (step // 2 + C(v - 1)) // step)` with the
+  *exclusive* cumulative histogram (the `min` is `Image.point`'s clipping); the
+  identity when at most one level is occupied or `step == 0`. Pillow counts
+  only pixels inside its mask and maps every pixel, as the `valid` argument does.
+
+`apply_luts` looks every pixel up in its plane's table with one gather.
+`materialize` makes XLA compute a small table once, before the per-pixel
+gather that reads it, instead of once per pixel.
 """
 
 from __future__ import annotations
@@ -95,10 +125,11 @@ def materialize(table: tf.Tensor) -> tf.Tensor:
     """Return `table` unchanged, computed once before the per-pixel gather that reads it.
 
     XLA fuses a gather's operand into the gather, so the few ops that build a
-    small table would be recomputed for every pixel (3-4x slower here). A
+    small table would be recomputed for every pixel (3-5x slower here). A
     scatter is never fused into its consumer: scattering the table onto its own
     positions (an identity `unsorted_segment_sum`, cheap for a table) makes XLA
-    write it to memory first. Outside XLA it is a plain copy.
+    write it to memory first. Outside XLA it is a plain copy. Narrow dtypes are
+    scattered as int32 or float32 (exactly), which TensorFlow Lite supports.
     """
     wide = _WIDER.get(table.dtype, table.dtype)
     flat = tf.reshape(tf.cast(table, wide), [-1])
@@ -120,6 +151,12 @@ def lut_opencv(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     Returns:
         `(lut, keep)`: int32 `(..., bins)` levels and a bool `(...)` that is True
         where the plane is to be returned unchanged.
+
+    Example:
+        >>> hist = tf.constant([[1, 7, 7] + [0] * 253])  # N = 15, so scale = f32(255 / 14)
+        >>> lut, keep = lut_opencv(hist)
+        >>> lut[0, :3].numpy()  # 7 * f32(255 / 14) = 127.49999 rounds to 127, not 128
+        array([  0, 127, 255], dtype=int32)
     """
     bins = hist.shape[-1]
     total = tf.reduce_sum(hist, axis=-1, keepdims=True)
@@ -143,6 +180,12 @@ def lut_pil(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     with the *exclusive* cumsum. Pillow returns the plane unchanged when
     `step == 0` (fewer than `bins - 1` pixels below the top level) or when at
     most one level is occupied.
+
+    Example:
+        >>> hist = tf.constant([[300, 200] + [0] * 254])  # 500 pixels on two levels: step = 300 // 255 = 1
+        >>> lut, keep = lut_pil(hist)
+        >>> lut[0, :3].numpy()  # (0 + 0) // 1, then (0 + 300) // 1, clipped to 255
+        array([  0, 255, 255], dtype=int32)
     """
     bins = hist.shape[-1]
     total = tf.reduce_sum(hist, axis=-1, keepdims=True)
