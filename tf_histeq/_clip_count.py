@@ -86,10 +86,9 @@ def clip_counts(clip_limit: float | tf.Tensor, area: tf.Tensor, bins: int) -> tf
     """
     if not tf.is_tensor(clip_limit) and not clip_limit > 0:
         return None
-    known_limit = clip_limit if not tf.is_tensor(clip_limit) else tf.get_static_value(clip_limit)
-    known_area = tf.get_static_value(area)
+    known_limit, known_area = _known(clip_limit), _known(area)
     if known_limit is not None and known_area is not None:
-        # Eagerly, or for a tile size known when tracing: NumPy's float64 is OpenCV's double.
+        # Eagerly on CPU, or for a tile size known when tracing: NumPy's float64 is OpenCV's double.
         if tf.is_tensor(clip_limit):  # the same rule for subnormal limits as below
             tiny = np.finfo(np.float64 if clip_limit.dtype == tf.float64 else np.float32).tiny
             known_limit = np.where(known_limit >= tiny, known_limit, 0.0)
@@ -127,6 +126,15 @@ def clip_counts(clip_limit: float | tf.Tensor, area: tf.Tensor, bins: int) -> tf
     count = _count(limbs, 52 - exponent, area, bins)
     clipped = tf.where(in_range, count, 1)  # tiny or huge (inf included) limits give 1, as above
     return tf.where(clips, clipped, NO_CLIP)
+
+
+def _known(value):
+    """`value` as NumPy data where it is known without running the graph or reading a device, else None."""
+    if not tf.is_tensor(value):
+        return value
+    if hasattr(value, "numpy") and not value.backing_device.endswith("CPU:0"):
+        return None  # an eager tensor on an accelerator: no host round trip
+    return tf.get_static_value(value)
 
 
 def _counts_float64(limit, area, bins: int) -> np.ndarray:
