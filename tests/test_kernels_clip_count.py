@@ -71,7 +71,7 @@ def test_the_cases_hit_double_rounding():
 
 
 # Each Python limit is a trace (an XLA compilation): CI checks these, the slow run every limit.
-SOME = {"function": [0.3, 4.1, 39.9, 2.0**47 * (1 - 2**-53), 1e9], "xla": [0.3, 4.1]}
+SOME = {"function": [0.3, 4.1, 2.0**47 * (1 - 2**-53)], "xla": [4.1]}
 
 
 @pytest.mark.parametrize("mode", ["function", "xla", pytest.param("every-limit", marks=pytest.mark.slow)])
