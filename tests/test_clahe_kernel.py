@@ -2,9 +2,10 @@
 
 The kernel works on int32 levels `(N, H, W, P)`; these tests feed it uint8 and
 uint16 images (256 and 65536 bins), cast the result back and compare it with
-the real OpenCV pixel for pixel. A NumPy transliteration of SEMANTICS.md
-section 2 (checked against cv2 here too) is the reference where OpenCV has
-nothing to compare with: masks and bin counts other than 256 and 65536.
+the real OpenCV pixel for pixel. A NumPy transliteration of OpenCV's
+`CLAHE_Impl::apply` (checked against cv2 here too) is the reference where
+OpenCV has nothing to compare with: masks and bin counts other than 256 and
+65536.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def cv2_clahe(images, *, clip_limit, grid):
 
 
 def numpy_clahe(image, *, clip_limit, grid, bins, valid=None):
-    """SEMANTICS.md section 2 for one `(H, W)` plane in NumPy, with the kernel's documented mask rule.
+    """OpenCV's CLAHE (`clahe.cpp`) for one `(H, W)` plane in NumPy, with the kernel's documented mask rule.
 
     Only `valid` pixels (reflected into the padding like the image) build a
     tile's histogram; `area` is the tile's number of valid pixels; a tile with
@@ -373,7 +374,7 @@ class TestGraph:
             names, images = designed_batch(shape)
             actual = traced(tf.constant(images[..., None].astype(np.int32))).numpy()[..., 0].astype(np.uint8)
             assert_batch_equal(actual, cv2_clahe(images, clip_limit=2.0, grid=(8, 8)), names, f"{shape} ")
-        assert len(traced._list_all_concrete_functions()) == 1
+        assert traced.experimental_get_tracing_count() == 1
 
     @pytest.mark.parametrize("mode", MODES)
     @pytest.mark.parametrize(
@@ -415,6 +416,30 @@ class TestContract:
             alone = run_kernel(images[..., p], clip_limit=4.0, grid=(4, 4))
             assert_same_pixels(actual[..., p], alone, f"plane {p} vs alone:")
             assert_same_pixels(actual[..., p], expected[..., p], f"plane {p} vs cv2:")
+
+    @pytest.mark.parametrize("mode", MODES)
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+    def test_per_image_clip_limits_match_cv2_at_each_limit(self, dtype, mode):
+        # One limit per image, all different: no clipping (0 and below), decimals
+        # whose clip count double rounding decides, and the overflow to one count.
+        names, images = designed_batch((37, 53), dtype)
+        # In OpenCV's units a uint16 tile's mean bin count is 256 times smaller: scale the limits.
+        limits = np.array([0.0, 1.1, 40.0, 0.5, 4.1, -1.0, 2.0, 1e9], np.float32) * (BINS[images.dtype] // 256)
+        levels = tf.constant(images[..., None].astype(np.int32))
+
+        def kernel(x, c):
+            return clahe_levels(x, bins=BINS[images.dtype], clip_limit=c, grid=(3, 4))
+
+        if mode != "eager":
+            signature = [tf.TensorSpec([None, None, None, 1], tf.int32), tf.TensorSpec([None], tf.float32)]
+            kernel = tf.function(kernel, input_signature=signature, jit_compile=mode == "xla")
+        actual = kernel(levels, tf.constant(limits)).numpy()[..., 0].astype(dtype)
+        sensitive = 0
+        for name, image, got, limit, other in zip(names, images, actual, limits, np.roll(limits, 1), strict=True):
+            expected = cv2_clahe(image[None], clip_limit=float(limit), grid=(3, 4))[0]
+            assert_same_pixels(got, expected, f"{name} at clip limit {limit}:")
+            sensitive += (cv2_clahe(image[None], clip_limit=float(other), grid=(3, 4))[0] != expected).any()
+        assert sensitive >= len(names) - 2, "the images must tell the limits apart"
 
     @pytest.mark.parametrize("bins", [2, 16, 100, 1024], ids=lambda b: f"bins{b}")
     def test_other_bin_counts_match_numpy_reference(self, bins):

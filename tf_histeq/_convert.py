@@ -5,6 +5,30 @@ the kernels work on levels only, and levels are turned back into values of
 the input dtype and range. Layout plumbing (rank 2/3/4 to `(N, H, W, C)` and
 back, masks, alpha channels) lives here too, so that the public functions
 only compose pieces.
+
+The mapping (`LevelSpec`, `to_levels`, `to_values`):
+
+- Integer images whose `value_range` has one level per integer (uint8 with
+  256 bins, uint16 with 65536: the defaults) are their own levels,
+  `level = clip(x, low, high) - low`, and come back as `level + low`. This is
+  the case OpenCV's and Pillow's parity holds for: the kernels then see
+  exactly the pixels `cv2.equalizeHist`, `cv2.createCLAHE` and
+  `PIL.ImageOps.equalize` see.
+- Other integer ranges are cut into `bins` equal bins, exactly in int64:
+  `level = (clip(x) - low) * bins // (high - low + 1)`.
+- Float images are read through `value_range` (default `(0, 255)`, the Keras
+  convention): `level = rne(f32(clip(x) - low) * f32((bins - 1) / (high - low)))`
+  (float64 for float64 images), so integer-valued floats in `(0, 255)` keep
+  their values and `v / 255` in `(0, 1)` maps back to `v`; NaN pixels are left
+  out of the histograms and stay NaN.
+- Levels go back through `value_table`: `low + level * (high - low) / (bins - 1)`
+  computed in float64 by NumPy, rounded half to even to integer dtypes or to
+  the float dtype once, and stored as a constant of that dtype (no float64 in
+  the graph, for TensorFlow Lite).
+
+Masks are shaped here to `(N or 1, H, W, 1)` bool. New axes are added with
+`tf.expand_dims`, not `x[None]`: TensorFlow Lite cannot slice a new axis into a
+tensor with more than one dynamic dimension.
 """
 
 from __future__ import annotations
@@ -125,11 +149,12 @@ def _dtype_expectation() -> str:
 
 def to_nhwc(images: tf.Tensor) -> tf.Tensor:
     """Reshape rank 2 `(H, W)` and rank 3 `(H, W, C)` images to rank 4 `(N, H, W, C)`."""
+    # tf.expand_dims, not `[None]`: TensorFlow Lite cannot slice new axes into dynamic shapes.
     rank = images.shape.rank
     if rank == 2:
-        return images[None, :, :, None]
+        return tf.expand_dims(tf.expand_dims(images, 0), -1)
     if rank == 3:
-        return images[None]
+        return tf.expand_dims(images, 0)
     return images
 
 
@@ -162,11 +187,11 @@ def prepare_mask(mask, images: tf.Tensor, *, name: str = "mask") -> tf.Tensor | 
     hw = images.shape[-3:-1] if rank > 2 else images.shape
     nhw = tf.TensorShape([images.shape[0] if rank == 4 else 1]).concatenate(hw)
     mshape = mask.shape
-    candidates = [(tf.TensorShape(hw), lambda m: m[None, :, :, None])]
+    candidates = [(tf.TensorShape(hw), lambda m: tf.expand_dims(tf.expand_dims(m, 0), -1))]
     if rank == 4:
-        candidates.append((nhw, lambda m: m[..., None]))
+        candidates.append((nhw, lambda m: tf.expand_dims(m, -1)))
         candidates.append((nhw.concatenate([1]), lambda m: m))
-    candidates.append((tf.TensorShape(hw).concatenate([1]), lambda m: m[None]))
+    candidates.append((tf.TensorShape(hw).concatenate([1]), lambda m: tf.expand_dims(m, 0)))
     got = None
     for shape, expand in candidates:
         if mshape.rank == shape.rank and mshape.is_compatible_with(shape):
@@ -201,8 +226,10 @@ def to_levels(images: tf.Tensor, spec: LevelSpec) -> tuple[tf.Tensor, tf.Tensor 
             x = x - spec.low
         return x, None
     if dtype.is_integer:
-        # Uniform bins of width (range / bins), computed exactly in int64.
-        x = tf.clip_by_value(tf.cast(images, tf.int64), spec.low, spec.high) - spec.low
+        # Uniform bins of width (range / bins), computed exactly: in int32 where the
+        # product fits (TensorFlow Lite has no int64 division), else in int64.
+        work = tf.int32 if (spec.high - spec.low) * spec.bins < 2**31 else tf.int64
+        x = tf.clip_by_value(tf.cast(images, work), spec.low, spec.high) - spec.low
         return tf.cast(x * spec.bins // (spec.high - spec.low + 1), tf.int32), None
     work = tf.float64 if dtype == tf.float64 else tf.float32
     x = tf.cast(images, work)
@@ -216,12 +243,18 @@ def to_levels(images: tf.Tensor, spec: LevelSpec) -> tuple[tf.Tensor, tf.Tensor 
 
 
 def value_table(spec: LevelSpec) -> tf.Tensor:
-    """The output value of each level, shape `(bins,)`, in the input dtype."""
+    """The output value of each level, shape `(bins,)`, in the input dtype.
+
+    Computed in float64 with NumPy and stored in the input dtype (rounded to
+    nearest even), so the graph holds no float64 constant for TensorFlow Lite.
+    """
     levels = np.arange(spec.bins, dtype=np.float64)
     values = spec.low + levels * (spec.high - spec.low) / (spec.bins - 1)
     if spec.dtype.is_integer:
-        values = np.rint(values)
-    return tf.cast(tf.constant(values, tf.float64), spec.dtype)
+        return tf.constant(np.rint(values).astype(spec.dtype.as_numpy_dtype))
+    if spec.dtype == tf.bfloat16:  # NumPy has no bfloat16: one rounding, by TensorFlow
+        return tf.cast(tf.constant(values, tf.float64), tf.bfloat16)
+    return tf.constant(values.astype(spec.dtype.as_numpy_dtype))
 
 
 def to_values(levels: tf.Tensor, spec: LevelSpec) -> tf.Tensor:

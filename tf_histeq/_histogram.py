@@ -1,9 +1,39 @@
-"""Private TensorFlow kernels for global equalization, on int32 levels.
+"""Private kernels for global equalization on int32 levels: histograms, lookup tables, lookup.
 
 Layout: levels are `(N, H, W, P)` int32 in `[0, bins)`, one histogram per
-(image, plane). Histograms use `tf.math.bincount` on a 2-D `(N, pixels)` input
-with plane offsets, which has an XLA kernel (unlike `tf.histogram_fixed_width`)
-and needs no one-hot tensor: memory is O(input + N * P * bins).
+(image, plane) (or per image, `joint`), never pooled over the batch.
+
+Histograms (`histograms`, `count_rows`) are scatter-adds of ones
+(`tf.math.unsorted_segment_sum`) at `level + bins * (plane + P * image)`:
+XLA compiles them (`tf.histogram_fixed_width` has no XLA kernel), TensorFlow
+Lite runs them as a builtin op (`DenseBincount` is not one), tf2onnx maps them
+to ONNX (see `tf_histeq.deploy.to_onnx`), and they need no one-hot tensor:
+memory is O(input + N * P * bins). They run in pieces of at most 2**18 pixels:
+XLA's CPU scatter slows down several times past a few million updates, and
+independent pieces run concurrently.
+
+The lookup tables reproduce two libraries exactly, generalised from 256 to any
+number of bins (`C` is the inclusive cumulative histogram, `N` the pixel count):
+
+- `lut_opencv`: OpenCV's `cv::equalizeHist` (`modules/imgproc/src/histogram.cpp`,
+  `EqualizeHistLut_Invoker`). With `f` the lowest occupied level, a plane with
+  `h[f] == N` is returned unchanged (OpenCV's `dst.setTo(f)`); otherwise
+  `scale = (bins - 1.f) / (N - h[f])` is a float32 division and
+  `lut[v] = saturate_cast(cvRound(f32(C(v) - h[f]) * scale))`: the int count is
+  converted to float32 and *multiplied* by the rounded reciprocal, then
+  rounded half to even. Dividing instead flips exact ties: with `N - h[f] = 14`,
+  `7 * 255 / 14 = 127.5` rounds to 128, OpenCV's `7 * f32(255 / 14)` is
+  127.49999 and gives 127.
+- `lut_pil`: Pillow's `ImageOps.equalize` (`src/PIL/ImageOps.py`), all in
+  integers: `step = (N - h[top]) // (bins - 1)` with `top` the highest occupied
+  level, `lut[v] = min(bins - 1, (step // 2 + C(v - 1)) // step)` with the
+  *exclusive* cumulative histogram (the `min` is `Image.point`'s clipping); the
+  identity when at most one level is occupied or `step == 0`. Pillow counts
+  only pixels inside its mask and maps every pixel, as the `valid` argument does.
+
+`apply_luts` looks every pixel up in its plane's table with one gather.
+`materialize` makes XLA compute a small table once, before the per-pixel
+gather that reads it, instead of once per pixel.
 """
 
 from __future__ import annotations
@@ -24,9 +54,7 @@ def histograms(levels: tf.Tensor, bins: int, valid: tf.Tensor | None = None, *, 
         int32 `(N, Q, bins)` with `Q = 1` if `joint` else `P`.
     """
     planes = 1 if joint else levels.shape[-1]
-    batch = tf.shape(levels)[0]
-    if valid is None and planes == 1 and bins <= _PAIR_MAX_BINS:
-        return _pair_histograms(tf.reshape(levels, [batch, -1]), bins)[:, None, :]
+    batch = static_or_dynamic(levels, 0)
     index = levels
     if planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
@@ -36,55 +64,78 @@ def histograms(levels: tf.Tensor, bins: int, valid: tf.Tensor | None = None, *, 
         index = tf.where(valid, index, size)
         size += 1
     counts = count_rows(tf.reshape(index, [batch, -1]), size)
-    # Under XLA, bincount of a (0, L) input comes back flat as (size,); the slice restores N = 0.
-    counts = tf.reshape(counts, [-1, size])[:batch]
     return tf.reshape(counts[:, : planes * bins], [batch, planes, bins])
 
 
-# Up to 256 bins, two pixels can share one count in a bins**2 joint histogram.
-_PAIR_MAX_BINS = 256
-
-
-def _pair_histograms(rows: tf.Tensor, bins: int) -> tf.Tensor:
-    """Histograms of the rows of an int32 `(R, L)` tensor, counting two pixels per update.
-
-    Pixel `k` of the first half of a row is paired with pixel `k` of the second
-    half; the `(bins, bins)` joint histogram of the pairs has the row's histogram
-    as the sum of its two marginals. Half as many scattered updates make this
-    1.3-1.9x faster than one count per pixel on CPU, eager and under XLA (a
-    single odd pixel is counted on its own).
-    """
-    batch = tf.shape(rows)[0]
-    half = tf.shape(rows)[1] // 2
-    pairs = rows[:, :half] + rows[:, half : 2 * half] * bins
-    joint = tf.reshape(count_rows(pairs, bins * bins), [-1, bins, bins])[:batch]
-    odd = tf.reshape(count_rows(rows[:, 2 * half :], bins), [-1, bins])[:batch]
-    return tf.reduce_sum(joint, axis=1) + tf.reduce_sum(joint, axis=2) + odd
+# Updates per scatter: XLA's CPU scatter slows down 3-5x past a few million
+# updates, and independent pieces run concurrently.
+_PIECE = 2**18
 
 
 def count_rows(rows: tf.Tensor, size: int) -> tf.Tensor:
     """Histogram of each row of an int32 `(R, L)` tensor with values in `[0, size)`: int32 `(R, size)`.
 
-    `tf.math.bincount` derives its output size from `reduce_max(rows)`, a data-dependent
-    value XLA cannot compile (and a wasted pass over the pixels); the raw op takes
-    the size as a constant.
+    `unsorted_segment_sum`s of ones over `value + row * size`: scatter-adds that
+    XLA compiles (`tf.histogram_fixed_width` has no XLA kernel), that TensorFlow
+    Lite runs as a builtin op (`DenseBincount` is not one), that tf2onnx maps
+    to ONNX (`tf_histeq.deploy.to_onnx`) and that need no one-hot tensor.
+
+    With a static shape the rows are counted in pieces of at most `_PIECE`
+    pixels (blocks of whole rows, or column blocks of a long row whose counts
+    are added), each with int32 ids that cannot overflow; otherwise in four
+    column blocks, with int64 ids.
     """
-    no_weights = tf.zeros([0], tf.int32)
-    return tf.raw_ops.DenseBincount(input=rows, size=size, weights=no_weights, binary_output=False)
+    n, length = rows.shape
+    if n is None or length is None:
+        total = tf.shape(rows)[1]
+        blocks = [rows[:, (total * j) // 4 : (total * (j + 1)) // 4] for j in range(4)]
+        return _sum([_count(block, size, tf.int64) for block in blocks])
+    step = max(min(_PIECE // max(length, 1), (2**31 - 1) // size), 1)  # whole rows per piece
+    width = min(max(length, 1), _PIECE)  # columns per piece
+    pieces = []
+    for first in range(0, n, step):
+        block = rows[first : first + step]
+        parts = [_count(block[:, c : c + width], size, tf.int32) for c in range(0, max(length, 1), width)]
+        pieces.append(_sum(parts))
+    return tf.concat(pieces, axis=0) if pieces else tf.zeros([0, size], tf.int32)
+
+
+def _sum(tensors: list[tf.Tensor]) -> tf.Tensor:
+    """Element-wise sum by `+` (`tf.add_n` becomes ONNX's `Sum`, which has no integer kernels)."""
+    total = tensors[0]
+    for t in tensors[1:]:
+        total = total + t
+    return total
+
+
+def _count(rows: tf.Tensor, size: int, id_dtype: tf.DType) -> tf.Tensor:
+    """One scatter-add of ones: the histograms of the rows, int32 `(R, size)`."""
+    batch = tf.shape(rows, out_type=id_dtype)[0]
+    ids = tf.reshape(tf.cast(rows, id_dtype) + tf.range(batch)[:, None] * size, [-1])  # 1-D, for tf2onnx
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, tf.int32), ids, batch * size)
+    return tf.reshape(counts, [-1, size])
+
+
+# TensorFlow Lite's scatter and gather kernels take these dtypes; tables of other
+# dtypes are materialized and gathered in a wider one (exactly) and cast back.
+_WIDER = {tf.uint8: tf.int32, tf.uint16: tf.int32, tf.float16: tf.float32, tf.bfloat16: tf.float32}
 
 
 def materialize(table: tf.Tensor) -> tf.Tensor:
     """Return `table` unchanged, computed once before the per-pixel gather that reads it.
 
     XLA fuses a gather's operand into the gather, so the few ops that build a
-    small table would be recomputed for every pixel (3-4x slower here). A
+    small table would be recomputed for every pixel (3-5x slower here). A
     scatter is never fused into its consumer: scattering the table onto its own
     positions (an identity `unsorted_segment_sum`, cheap for a table) makes XLA
-    write it to memory first. Outside XLA it is a plain copy.
+    write it to memory first. Outside XLA it is a plain copy. Narrow dtypes are
+    scattered as int32 or float32 (exactly), which TensorFlow Lite supports.
     """
-    flat = tf.reshape(table, [-1])
+    wide = _WIDER.get(table.dtype, table.dtype)
+    flat = tf.reshape(tf.cast(table, wide), [-1])
     size = tf.size(flat)
-    return tf.reshape(tf.math.unsorted_segment_sum(flat, tf.range(size), size), tf.shape(table))
+    copy = tf.math.unsorted_segment_sum(flat, tf.range(size), size)
+    return tf.cast(tf.reshape(copy, tf.shape(table)), table.dtype)
 
 
 def lut_opencv(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -100,11 +151,17 @@ def lut_opencv(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     Returns:
         `(lut, keep)`: int32 `(..., bins)` levels and a bool `(...)` that is True
         where the plane is to be returned unchanged.
+
+    Example:
+        >>> hist = tf.constant([[1, 7, 7] + [0] * 253])  # N = 15, so scale = f32(255 / 14)
+        >>> lut, keep = lut_opencv(hist)
+        >>> lut[0, :3].numpy()  # 7 * f32(255 / 14) = 127.49999 rounds to 127, not 128
+        array([  0, 127, 255], dtype=int32)
     """
     bins = hist.shape[-1]
     total = tf.reduce_sum(hist, axis=-1, keepdims=True)
     cdf = tf.cumsum(hist, axis=-1)
-    first = tf.argmax(hist > 0, axis=-1, output_type=tf.int32)[..., None]
+    first = tf.argmax(tf.cast(hist > 0, tf.int32), axis=-1, output_type=tf.int32)[..., None]  # ONNX: no bool ArgMax
     h_first = tf.gather(hist, first, batch_dims=len(hist.shape) - 1)
     # OpenCV multiplies by a float32 reciprocal. Dividing instead flips exact
     # ties: 7 * 255 / 14 = 127.5 rounds to 128, OpenCV's 7 * f32(255 / 14) to 127.
@@ -123,11 +180,17 @@ def lut_pil(hist: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     with the *exclusive* cumsum. Pillow returns the plane unchanged when
     `step == 0` (fewer than `bins - 1` pixels below the top level) or when at
     most one level is occupied.
+
+    Example:
+        >>> hist = tf.constant([[300, 200] + [0] * 254])  # 500 pixels on two levels: step = 300 // 255 = 1
+        >>> lut, keep = lut_pil(hist)
+        >>> lut[0, :3].numpy()  # (0 + 0) // 1, then (0 + 300) // 1, clipped to 255
+        array([  0, 255, 255], dtype=int32)
     """
     bins = hist.shape[-1]
     total = tf.reduce_sum(hist, axis=-1, keepdims=True)
     occupied = hist > 0
-    top = bins - 1 - tf.argmax(tf.reverse(occupied, [-1]), axis=-1, output_type=tf.int32)[..., None]
+    top = bins - 1 - tf.argmax(tf.reverse(tf.cast(occupied, tf.int32), [-1]), axis=-1, output_type=tf.int32)[..., None]
     h_top = tf.gather(hist, top, batch_dims=len(hist.shape) - 1)
     step = (total - h_top) // (bins - 1)
     n_occupied = tf.reduce_sum(tf.cast(occupied, tf.int32), axis=-1, keepdims=True)
@@ -164,7 +227,28 @@ def apply_luts(luts: tf.Tensor, levels: tf.Tensor, *, joint: bool = False) -> tf
     index = levels
     if not joint and planes > 1:
         index = index + tf.range(planes, dtype=tf.int32) * bins
-    batch = tf.shape(levels)[0]
-    flat = tf.reshape(materialize(luts), [batch, -1])
-    rows = tf.reshape(index, [batch, -1])
-    return tf.reshape(tf.gather(flat, rows, batch_dims=1), tf.shape(levels))
+    gathered = luts.dtype if luts.dtype == tf.uint8 else _WIDER.get(luts.dtype, luts.dtype)
+    table = tf.reshape(tf.cast(materialize(luts), gathered), [static_or_dynamic(levels, 0), -1])
+    return tf.cast(gather_rows(table, index), luts.dtype)
+
+
+def static_or_dynamic(x: tf.Tensor, axis: int) -> int | tf.Tensor:
+    """The size of `x` along `axis`: a Python int where known when tracing, else a scalar tensor."""
+    size = x.shape[axis]
+    return size if size is not None else tf.shape(x)[axis]
+
+
+def gather_rows(table: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """`table[n, index[n, ...]]` for a `(N, T)` table and int32 `(N, ...)` positions.
+
+    One gather from the flattened table at `index + n * T`: `tf.gather(...,
+    batch_dims=1)` would have XLA write a (position, image) pair per pixel
+    first, and runs at half the speed. The offsets are int32 when `N * T` is
+    known to fit, int64 otherwise.
+    """
+    n, size = table.shape
+    wide = n is None or size is None or n * size >= 2**31
+    dtype = tf.int64 if wide else tf.int32
+    rows = tf.range(tf.shape(table, out_type=dtype)[0]) * tf.cast(tf.shape(table)[1], dtype)
+    offsets = tf.reshape(rows, tf.concat([[-1], tf.ones([index.shape.rank - 1], tf.int32)], 0))
+    return tf.gather(tf.reshape(table, [-1]), tf.cast(index, dtype) + offsets)

@@ -1,0 +1,213 @@
+"""Deployment: models holding the layers run bit-exact in TensorFlow Lite (builtin ops only) and ONNX Runtime.
+
+Converting is slow, so one Keras model holds every supported configuration
+side by side (one output each) and is converted once per target by a
+module-scoped fixture; each configuration is then a cheap comparison of its
+output with `model.predict`, counted in differing pixels. The model has five
+inputs: a uint8 RGB batch, a histogram mask, uint16 and float32 gray batches,
+and a uint8 RGB batch of dynamic height and width.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import onnxruntime
+import pytest
+import tensorflow as tf
+
+from tests import _images
+from tests._references import assert_same_pixels
+from tf_histeq import deploy
+from tf_histeq.layers import CLAHE, HistogramEqualization
+
+try:  # the LiteRT interpreter; TensorFlow's own copy is deprecated but equivalent
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # pragma: no cover
+    Interpreter = tf.lite.Interpreter
+
+H, W = 37, 53  # not divisible by the grids below: reflect-101 padding on both axes
+DYNAMIC_SIZES = [(29, 41), (64, 48)]
+
+
+# name -> (input, layer, with mask): every configuration the deployment path must keep exact.
+CONFIGS = {
+    "he-rgb": ("rgb", lambda: HistogramEqualization(), False),
+    "he-gray": ("gray", lambda: HistogramEqualization(), False),
+    "he-luminance": ("rgb", lambda: HistogramEqualization(channels="luminance"), False),
+    "he-pil": ("rgb", lambda: HistogramEqualization(method="pil"), False),
+    "he-pil-luminance": ("rgb", lambda: HistogramEqualization(method="pil", channels="luminance"), False),
+    "he-joint": ("rgb", lambda: HistogramEqualization(channels="joint"), False),
+    "he-mask": ("rgb", lambda: HistogramEqualization(), True),
+    "clahe-gray-8x8-clip2": ("gray", lambda: CLAHE(), False),
+    "clahe-rgb-2x3-clip4.1": ("rgb", lambda: CLAHE(clip_limit=4.1, tile_grid_size=(2, 3)), False),
+    "clahe-gray-5x7-clip40": ("gray", lambda: CLAHE(clip_limit=40.0, tile_grid_size=(5, 7)), False),
+    "clahe-gray-1x1-noclip": ("gray", lambda: CLAHE(clip_limit=0.0, tile_grid_size=(1, 1)), False),
+    "clahe-luminance": ("rgb", lambda: CLAHE(channels="luminance", tile_grid_size=(3, 3)), False),
+    "clahe-mask-clip2.5": ("gray", lambda: CLAHE(clip_limit=2.5, tile_grid_size=(4, 4)), True),
+    "he-uint16": ("u16", lambda: HistogramEqualization(), False),
+    "clahe-uint16": ("u16", lambda: CLAHE(tile_grid_size=(2, 2)), False),
+    "he-float32": ("f32", lambda: HistogramEqualization(), False),
+    "clahe-float32-range01": ("f32", lambda: CLAHE(value_range=(0, 1), tile_grid_size=(3, 4)), False),
+    "clahe-dynamic-rgb-clip3.3": ("dyn", lambda: CLAHE(clip_limit=3.3, tile_grid_size=(3, 2)), False),
+    "he-dynamic-luminance": ("dyn", lambda: HistogramEqualization(channels="luminance"), False),
+}
+# Converting costs seconds per layer: CI converts one model holding these, which
+# between them cover every option, dtype, the mask input and dynamic shapes; the
+# rest of CONFIGS runs with the slow tests.
+CI = [
+    "he-rgb",
+    "he-pil-luminance",
+    "clahe-gray-8x8-clip2",
+    "clahe-rgb-2x3-clip4.1",
+    "clahe-mask-clip2.5",
+    "clahe-uint16",
+    "he-float32",
+    "clahe-dynamic-rgb-clip3.3",
+]
+FULL = [name for name in CONFIGS if name not in CI]
+
+
+def build_model(names) -> keras.Model:
+    inputs = {
+        "rgb": keras.Input((H, W, 3), dtype="uint8", name="rgb"),
+        "mask": keras.Input((H, W), dtype="bool", name="mask"),
+        "u16": keras.Input((H, W, 1), dtype="uint16", name="u16"),
+        "f32": keras.Input((H, W, 1), dtype="float32", name="f32"),
+        "dyn": keras.Input((None, None, 3), dtype="uint8", name="dyn"),
+    }
+    sources = {**inputs, "gray": inputs["rgb"][..., :1]}
+    outputs = {}
+    for name in names:
+        source, make, with_mask = CONFIGS[name]
+        layer = make()
+        outputs[name] = layer(sources[source], mask=inputs["mask"]) if with_mask else layer(sources[source])
+    return keras.Model(inputs, outputs)
+
+
+def make_inputs(dynamic_size) -> dict[str, np.ndarray]:
+    designed = list(_images.DESIGNED.values())
+    rgb = np.stack([designed[i]((H, W, 3), np.uint8) for i in range(3)])
+    mask = np.zeros((3, H, W), bool)
+    mask[:, 4:-6, 3:-9] = True
+    mask[1] = _images.xray_mask((H, W))
+    u16 = np.stack([designed[i]((H, W), np.uint16) for i in (3, 4, 5)])[..., None]
+    f32 = np.stack([designed[i]((H, W), np.uint8) for i in (6, 0, 1)])[..., None].astype(np.float32) / 255
+    dyn = np.stack([designed[i]((*dynamic_size, 3), np.uint8) for i in (2, 5, 6)])
+    return {"rgb": rgb, "mask": mask, "u16": u16, "f32": f32, "dyn": dyn}
+
+
+def run_tflite(model, directory) -> list[dict]:
+    """What a user does: `model.export`, then the stock converter with builtin ops only."""
+    path = os.fspath(directory / "saved_model")
+    model.export(path, verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(path)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    runner = Interpreter(model_content=converter.convert()).get_signature_runner()
+    return [runner(**make_inputs(size)) for size in DYNAMIC_SIZES]
+
+
+def run_onnx(model) -> list[dict]:
+    session = onnxruntime.InferenceSession(deploy.to_onnx(model).SerializeToString())
+    names = [o.name for o in session.get_outputs()]
+    results = []
+    for size in DYNAMIC_SIZES:
+        feed = make_inputs(size)
+        values = session.run(None, {i.name: feed[i.name] for i in session.get_inputs()})
+        results.append(dict(zip(names, values, strict=True)))
+    return results
+
+
+class Converted:
+    """One model, its `predict` outputs and, converted lazily and once, its TensorFlow Lite and ONNX outputs."""
+
+    def __init__(self, names, directory):
+        self.model = build_model(names)
+        self.directory = directory
+        self.expected = [self.model.predict(make_inputs(size), verbose=0) for size in DYNAMIC_SIZES]
+        self._outputs = {}
+
+    def outputs(self, target: str) -> list[dict]:
+        if target not in self._outputs:
+            run = run_tflite if target == "tflite" else run_onnx
+            self._outputs[target] = run(self.model, self.directory) if target == "tflite" else run(self.model)
+        return self._outputs[target]
+
+    def check(self, target: str, name: str) -> None:
+        for size, got, want in zip(DYNAMIC_SIZES, self.outputs(target), self.expected, strict=True):
+            assert_same_pixels(got[name], want[name], f"{target} {name} (dynamic input {size}):")
+
+
+@pytest.fixture(scope="module")
+def ci_models(tmp_path_factory):
+    return Converted(CI, tmp_path_factory.mktemp("ci"))
+
+
+@pytest.fixture(scope="module")
+def full_models(tmp_path_factory):
+    return Converted(FULL, tmp_path_factory.mktemp("full"))
+
+
+@pytest.mark.parametrize("target", ["tflite", "onnx"])
+@pytest.mark.parametrize("name", CI)
+def test_converted_model_gives_the_pixels_of_predict(name, target, ci_models):
+    ci_models.check(target, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["tflite", "onnx"])
+@pytest.mark.parametrize("name", FULL)
+def test_converted_model_gives_the_pixels_of_predict_every_option(name, target, full_models):
+    full_models.check(target, name)
+
+
+def test_the_equalizers_change_the_images(ci_models):
+    """The comparisons above are not between two identities."""
+    inputs = make_inputs(DYNAMIC_SIZES[0])
+    for name in CI:
+        source = CONFIGS[name][0]
+        image = inputs["rgb"][..., :1] if source == "gray" else inputs[source]
+        scale = 255 if source == "f32" else 1
+        assert (ci_models.expected[0][name] != image * scale).mean() > 0.3, name
+
+
+class TestUnsupported:
+    @pytest.mark.parametrize(
+        ("dtype", "layer"),
+        [
+            ("float16", lambda: CLAHE(dtype="mixed_float16")),
+            ("float64", lambda: HistogramEqualization(dtype="float64")),
+        ],
+        ids=["float16", "float64"],
+    )
+    def test_to_tflite_refuses_float_dtypes_tflite_cannot_run(self, dtype, layer):
+        inputs = keras.Input((16, 16, 1), dtype=dtype)
+        model = keras.Model(inputs, layer()(inputs))
+        with pytest.raises(ValueError, match=rf"`model` must run its tf_histeq ops on uint8.*in {dtype}.*Hint"):
+            deploy.to_tflite(model)
+
+    @pytest.mark.slow
+    def test_the_stock_converter_fails_on_float16_rather_than_giving_wrong_pixels(self, tmp_path):
+        inputs = keras.Input((16, 16, 1), dtype="float16")
+        model = keras.Model(inputs, CLAHE(dtype="mixed_float16")(inputs))
+        model.export(os.fspath(tmp_path), verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(tmp_path))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        with pytest.raises(Exception, match="GatherV2"):
+            converter.convert()
+
+    def test_to_onnx_needs_scatter_reductions(self):
+        inputs = keras.Input((16, 16, 1), dtype="uint8")
+        with pytest.raises(ValueError, match=r"`opset` must be at least 16"):
+            deploy.to_onnx(keras.Model(inputs, CLAHE()(inputs)), opset=15)
+
+
+def test_to_tflite_converts_integer_images_under_mixed_precision():
+    inputs = keras.Input((16, 20, 1), dtype="uint8")
+    model = keras.Model(inputs, HistogramEqualization(dtype="mixed_float16")(inputs))
+    images = np.stack([_images.xray()((16, 20), np.uint8), _images.beta(2, 5)((16, 20), np.uint8)])[..., None]
+    runner = Interpreter(model_content=deploy.to_tflite(model)).get_signature_runner()
+    (got,) = runner(**{next(iter(runner.get_input_details())): images}).values()
+    assert_same_pixels(got, model.predict(images, verbose=0))

@@ -1,0 +1,173 @@
+"""Export models that hold the tf_histeq layers to TensorFlow Lite and ONNX, bit-exact.
+
+The ops are written with operations that TensorFlow Lite runs as builtin
+kernels (no Flex delegate) and that tf2onnx maps to ONNX operators, so a Keras
+model holding `HistogramEqualization` or `CLAHE` converts and gives, in the
+TensorFlow Lite interpreter and in ONNX Runtime, the same pixels as
+`model.predict`. The two helpers add what the stock converters cannot know:
+
+- `to_tflite` refuses, before converting, a model whose tf_histeq ops compute
+  in float16, bfloat16 or float64 (TensorFlow Lite has no builtin kernels for
+  those), with a message that names the op and the fix;
+- `to_onnx` maps TensorFlow's `UnsortedSegmentSum` (the histograms) to ONNX's
+  `ScatterElements` with `reduction="add"`: tf2onnx's own mapping builds a
+  `segments x largest count` grid, which runs out of memory on real images.
+
+What converts (uint8, uint16 and int32 images, and float32 images in a float32
+layer): every `channels`, `method`, `alpha`, mask, clip limit and grid. Image
+size and batch may be dynamic (`None`) in both.
+
+Example:
+    >>> import keras, numpy as np
+    >>> from tf_histeq.layers import CLAHE
+    >>> inputs = keras.Input((64, 64, 1), dtype="uint8")
+    >>> model = keras.Model(inputs, CLAHE(tile_grid_size=(4, 4))(inputs))
+    >>> flatbuffer = to_tflite(model)  # bytes, for tf.lite.Interpreter / ai_edge_litert
+    >>> flatbuffer[4:8]
+    b'TFL3'
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from tf_histeq._options import fail
+
+# The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
+_OP_SCOPES = ("equalize_hist", "clahe")
+# Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
+_TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
+
+
+def to_tflite(model, *, optimizations=()) -> bytes:
+    """Convert a Keras model (or a SavedModel directory) to TensorFlow Lite with builtin ops only.
+
+    The model is exported with `model.export` (a SavedModel directory is used
+    as it is), checked, and converted by `tf.lite.TFLiteConverter.from_saved_model`
+    with `supported_ops=[tf.lite.OpsSet.TFLITE_BUILTINS]`: the result runs in the
+    stock interpreter, without the Flex delegate.
+
+    Args:
+        model: A Keras model, or the path of a SavedModel directory.
+        optimizations: Passed to the converter's `optimizations` (e.g.
+            `[tf.lite.Optimize.DEFAULT]` to quantize the model's weights; the
+            tf_histeq ops hold no weights and stay exact).
+
+    Returns:
+        The TensorFlow Lite flatbuffer, as bytes.
+
+    Raises:
+        ValueError: If a tf_histeq op in the model computes in float16, bfloat16
+            or float64, which TensorFlow Lite has no builtin kernels for.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = model if isinstance(model, (str, os.PathLike)) else _export(model, tmp)
+        _check_tflite_dtypes(path)
+        converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(path))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter.optimizations = list(optimizations)
+        return converter.convert()
+
+
+def to_onnx(model, *, opset: int = 18):
+    """Convert a Keras model to ONNX with tf2onnx, histograms as `ScatterElements(reduction="add")`.
+
+    Args:
+        model: A Keras model (Functional or Sequential, with known inputs).
+        opset: The ONNX opset, at least 16 (`ScatterElements` reductions).
+
+    Returns:
+        The `onnx.ModelProto`, e.g. for `onnxruntime.InferenceSession(proto.SerializeToString())`.
+
+    Raises:
+        ValueError: If `opset` is below 16.
+    """
+    import tf2onnx
+
+    if opset < 16:
+        fail(ValueError, "opset", "be at least 16 (ScatterElements with reduction='add')", opset)
+    structure = model.input  # one input, or a list or dict of them
+    signature = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in tf.nest.flatten(structure)]
+
+    def serve(*inputs):
+        return model(tf.nest.pack_sequence_as(structure, list(inputs)))
+
+    proto, _ = tf2onnx.convert.from_function(
+        tf.function(serve),
+        input_signature=signature,
+        opset=opset,
+        custom_op_handlers={
+            "UnsortedSegmentSum": (_segment_sum_as_scatter_add, []),
+            "PreventGradient": (_identity, []),
+        },
+    )
+    return proto
+
+
+def _export(model, directory: str) -> str:
+    path = os.path.join(directory, "saved_model")
+    model.export(path, verbose=False)
+    return path
+
+
+def _check_tflite_dtypes(saved_model_dir) -> None:
+    """Raise if a node inside a tf_histeq op scope carries a dtype TensorFlow Lite cannot run."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(os.fspath(saved_model_dir), "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    offenders = set()
+    for meta_graph in proto.meta_graphs:
+        graph = meta_graph.graph_def
+        nodes = list(graph.node) + [n for function in graph.library.function for n in function.node_def]
+        for node in nodes:
+            parts = node.name.split("/")
+            scope = next((i for i, part in enumerate(parts[:-1]) if part in _OP_SCOPES), None)
+            if scope is None:
+                continue
+            for value in node.attr.values():
+                for dtype in [value.type, *value.list.type]:
+                    if dtype in _TFLITE_UNSUPPORTED:
+                        offenders.add(("/".join(parts[: scope + 1]), tf.as_dtype(dtype).name))
+    if offenders:
+        found = ", ".join(f"{path} in {dtype}" for path, dtype in sorted(offenders))
+        fail(
+            ValueError,
+            "model",
+            "run its tf_histeq ops on uint8, uint16, int32 or float32 images for TensorFlow Lite, which has no "
+            "builtin float16, bfloat16 or float64 kernels for them",
+            found,
+            hint="feed integer images, or give the layer a float32 dtype of its own, e.g. CLAHE(dtype='float32').",
+        )
+
+
+def _segment_sum_as_scatter_add(ctx, node, name, args):
+    """tf2onnx handler: `UnsortedSegmentSum(data, ids, n)` -> `ScatterElements(zeros(n), ids, data, add)`.
+
+    The ids are 1-D (as `tf_histeq` builds them), so this is an element-wise
+    scatter-add into `n` zeros; duplicates add up, as in TensorFlow.
+    """
+    from onnx import TensorProto, helper
+
+    data, ids, count = node.input
+    ids = ctx.make_node("Cast", [ids], attr={"to": TensorProto.INT64}).output[0]
+    count = ctx.make_node("Cast", [count], attr={"to": TensorProto.INT64}).output[0]
+    one = ctx.make_const(f"{name}_shape_of_count", np.array([1], np.int64)).output[0]
+    shape = ctx.make_node("Reshape", [count, one]).output[0]
+    zero = helper.make_tensor("value", ctx.get_dtype(data), [1], [0])
+    zeros = ctx.make_node("ConstantOfShape", [shape], attr={"value": zero}).output[0]
+    node.type = "ScatterElements"
+    ctx.replace_inputs(node, [zeros, ids, data])
+    node.set_attr("axis", 0)
+    node.set_attr("reduction", "add")
+
+
+def _identity(ctx, node, name, args):
+    """tf2onnx handler: `PreventGradient` (inference needs no gradient guard) -> `Identity`."""
+    node.type = "Identity"
+    node.attr.pop("message", None)
