@@ -21,7 +21,7 @@ import tensorflow as tf
 from tests import _images
 from tests._references import assert_same_pixels
 from tf_histeq import deploy
-from tf_histeq.layers import CLAHE, HistogramEqualization
+from tf_histeq.layers import CLAHE, HistogramEqualization, HistogramMatching
 
 try:  # the LiteRT interpreter; TensorFlow's own copy is deprecated but equivalent
     from ai_edge_litert.interpreter import Interpreter
@@ -197,6 +197,16 @@ class TestUnsupported:
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         with pytest.raises(Exception, match="GatherV2"):
             converter.convert()
+
+    @pytest.mark.parametrize("convert", [deploy.to_tflite, deploy.to_onnx], ids=["tflite", "onnx"])
+    def test_histogram_matching_is_refused_by_name(self, convert):
+        inputs = keras.Input((16, 16, 1), dtype="uint8")
+        reference = _images.xray()((16, 16), np.uint8)
+        model = keras.Model(inputs, HistogramMatching(reference=reference)(inputs))
+        with pytest.raises(
+            ValueError, match=r"`model` must hold no match_histograms.*Received: model=.*histogram_matching"
+        ):
+            convert(model)
 
     def test_to_onnx_needs_scatter_reductions(self):
         inputs = keras.Input((16, 16, 1), dtype="uint8")

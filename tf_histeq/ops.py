@@ -406,7 +406,6 @@ def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALP
 OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe, "match_histograms": match_histograms}
 
 
-
 def _clip_limits(clip_limit, images: tf.Tensor) -> float | tf.Tensor:
     """`clahe`'s `clip_limit`: a checked float, or a float tensor of per-image limits."""
     if isinstance(clip_limit, (list, tuple)):

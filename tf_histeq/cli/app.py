@@ -202,7 +202,7 @@ def main(argv=None) -> int:
     Example:
         >>> from tf_histeq.cli import main
         >>> main(["--version"])
-        tf-histeq 0.1.0
+        tf-histeq 0.2.0
         0
     """
     argv = list(sys.argv[1:] if argv is None else argv)
