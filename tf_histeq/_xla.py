@@ -22,11 +22,15 @@ repeat:
   Calls that meet new shapes at the same moment (a parallel `tf.data` map) can
   each pass the check before any records its shape, so the bound can be
   exceeded by the number of such concurrent calls;
-- the counts live in two small host-side lookup tables, updated at run time,
-  so this works eagerly, in `tf.function` and in `tf.data`, where an image's
-  size is often known only at run time (`tf.io.decode_png`). A traced graph
-  gets a `tf.cond` between the compiled and the uncompiled op; it reads the
-  shape, host metadata, and never copies pixels to the host;
+- a traced graph whose image size (height, width, channels; the batch may
+  vary) is static, as in a Keras `fit`/`predict` step of a model with a fixed
+  input size or a `tf.data` map over fixed-size images, runs one size many
+  times: it calls the compiled op directly, with no counting (a data-dependent
+  `tf.cond` in the graph would cost about half the speed of the compiled op);
+- sizes known only at run time (`tf.io.decode_png`) and eager calls are
+  counted in two small host-side lookup tables, updated at run time; a traced
+  graph then gets a `tf.cond` between the compiled and the uncompiled op,
+  which reads the shape, host metadata, and never copies pixels to the host;
 - inside a graph that XLA compiles anyway (`model.compile(jit_compile=True)`,
   Keras's choice on GPU, or `tf.function(jit_compile=True)`), the op is left to
   that compilation, which fuses it with its neighbours;
@@ -103,21 +107,12 @@ class _Compiled:
     def __call__(self, images: tf.Tensor, mask: tf.Tensor | None, *, xla: bool = True, **tensors) -> tf.Tensor:
         """Call the compiled (or, with `xla=False`, the uncompiled) function.
 
-        Without a mask, the functions are traced once for any batch, height and
-        width, per dtype, rank and channels (`reduce_retracing` would also relax
-        the rank and the channels, which the ops need), and XLA compiles one
-        executable per shape. A mask keeps the exact shapes: the op reads the
-        mask's layout from the static shapes.
+        The functions are traced for the shapes as the caller knows them: a
+        graph's symbolic shape (e.g. `(None, 512, 512, 1)` in a Keras step),
+        an eager tensor's exact shape. The kernels take faster paths for sizes
+        known when tracing, and XLA compiles one executable per shape anyway.
         """
-        function = self._xla if xla else self._uncompiled
-        if mask is not None or images.shape.rank is None:
-            return function(images, mask, **tensors)
-        shape = [None] * images.shape.rank
-        if len(shape) > 2:
-            shape[-1] = images.shape[-1]
-        specs = {name: tf.TensorSpec.from_tensor(tf.convert_to_tensor(t)) for name, t in tensors.items()}
-        traced = function.get_concrete_function(tf.TensorSpec(shape, images.dtype), None, **specs)
-        return traced(images, None, **tensors)
+        return (self._xla if xla else self._uncompiled)(images, mask, **tensors)
 
     def tables(self) -> tuple[tf.lookup.experimental.MutableHashTable, tf.lookup.experimental.MutableHashTable]:
         """`(counted, compiled)`: shape key -> values run uncompiled so far, and the keys that are compiled."""
@@ -204,8 +199,12 @@ class JitRunner:
         images, mask = converted
         if self.jit_compile is True:
             return self._compiled(images, mask, **tensors)
-        if not (graphs or tf.executing_eagerly()):
+        if tf.executing_eagerly():
+            return self._counted(images, mask, tensors)
+        if not graphs:
             return self._plain(images, mask, tensors)
+        if _sizes_known(images, mask):  # the graph runs one image size, repeatedly: compiled from the start
+            return self._compiled(images, mask, **tensors)
         return self._counted(images, mask, tensors)
 
     def _plain(self, images, mask, tensors):
@@ -250,6 +249,12 @@ def _as_tensors(images, mask) -> tuple[tf.Tensor, tf.Tensor | None] | None:
         else:
             return None
     return out[0], out[1]
+
+
+def _sizes_known(images: tf.Tensor, mask: tf.Tensor | None) -> bool:
+    """Whether every size but a batch's is static: a traced graph then runs one image size."""
+    parts = [images] if mask is None else [images, mask]
+    return all(t.shape.rank is not None and t.shape[1 if t.shape.rank == 4 else 0 :].is_fully_defined() for t in parts)
 
 
 def _shape_key(images: tf.Tensor, mask: tf.Tensor | None) -> tf.Tensor:

@@ -55,17 +55,19 @@ def map_fn(
     XLA (`jit_compile="auto"`, the default): the op runs XLA-compiled inside
     the pipeline, several times faster on CPU than uncompiled, with identical
     results, wherever that pays. XLA compiles one executable per image shape
-    (about a second each), so a shape is compiled once about a megapixel
-    (`2**20` values) of it has run uncompiled (from the third 896x896 image
-    on, the fifth 512x512 one); at most 8 shapes are compiled per configuration (a
-    few more if new sizes arrive in parallel), and images of further sizes run
-    the uncompiled op. This works whether the size is static (fixed-size
-    arrays, `tf.image.resize`) or known only at run time (`tf.io.decode_png`):
-    the function counts the values it has run per shape in a small host-side
-    table, and picks the compiled or the uncompiled op with a `tf.cond`. So a
-    dataset of one or a few image sizes runs compiled, and one of many sizes
-    pays no more than a few compilations. `jit_compile=True` compiles every
-    shape, without bound; `jit_compile=False` never compiles.
+    (about a second each). Where the element's image size is static
+    (fixed-size arrays, `tf.image.resize`, `decode_png` followed by
+    `ensure_shape`), every element has that size and the compiled op runs
+    from the first element. Where the size is known only at run time
+    (`tf.io.decode_png`), a shape is compiled once about a megapixel (`2**20`
+    values) of it has run uncompiled (from the third 896x896 image on, the
+    fifth 512x512 one); at most 8 shapes are compiled per configuration (a few
+    more if new sizes arrive in parallel), and images of further sizes run the
+    uncompiled op: the function counts the values it has run per shape in a
+    small host-side table, and picks the compiled or the uncompiled op with a
+    `tf.cond`. So a dataset of one or a few image sizes runs compiled, and one
+    of many sizes pays no more than a few compilations. `jit_compile=True`
+    compiles every shape, without bound; `jit_compile=False` never compiles.
 
     Args:
         op: `"equalize_hist"` or `"clahe"`.

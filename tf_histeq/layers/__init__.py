@@ -42,18 +42,21 @@ model only on GPU without a distribution strategy (its own
 `jit_compile="auto"`), and the op alone runs several times faster compiled on
 CPU. So:
 
-- in `fit`, `evaluate` and `predict` (and their `*_on_batch`), and in eager
-  calls, a shape (with the dtype and the mask's shape) is compiled once about a
-  megapixel of it (`2**20` values) has run uncompiled: from the second call on
-  for batches of that size, later for smaller ones. Small and one-off calls
-  never wait for the compiler (about a second per shape);
+- in `fit`, `evaluate` and `predict` (and their `*_on_batch`) of a model
+  with a fixed image size (height, width, channels; the batch may vary), the
+  op runs compiled from the first step: the traced step runs that one size;
+- with sizes unknown when the step is traced (`keras.Input((None, None, 1))`),
+  and in eager calls, a shape (with the dtype and the mask's shape) is compiled
+  once about a megapixel of it (`2**20` values) has run uncompiled: from the
+  second call on for batches of that size, later for smaller ones. Small and
+  one-off calls never wait for the compiler (about a second per shape);
 - at most 8 shapes are compiled per configuration (the options and the compute
   dtype, shared by all layers that have them; a few more if new shapes arrive
   in parallel); further shapes, as with data of many sizes, run the uncompiled
   op. XLA keeps one executable per shape and device (per replica under a
   `tf.distribute` strategy);
 - the counts are kept at run time, so shapes unknown when the graph is traced
-  (`keras.Input((None, None, 1))`, a dataset of decoded files) compile too;
+  (a dataset of decoded files) compile too;
 - in a model that XLA compiles as a whole (`model.compile(jit_compile=True)`,
   or Keras's `"auto"` on GPU), the op is compiled with the model;
 - graphs traced without Keras's `training` argument (`model.export(...)`,
