@@ -120,7 +120,7 @@ def run(args) -> int:
         print(f"{PROG}: {job.source}: {job.error}", file=sys.stderr)
     stats = service.Stats()
     if todo:
-        _process(args, kwargs, todo, tally, stats)
+        _process(args, kwargs, pipeline.order(todo), tally, stats)
     return _report(args, tally, stats)
 
 

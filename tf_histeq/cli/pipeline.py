@@ -105,6 +105,29 @@ def runs_compiled(jobs: list[Job]) -> list[bool]:
     return [job.size is not None and counts[job.is16, job.size] >= XLA_MIN_IMAGES for job in jobs]
 
 
+def _static_key(job: Job, compiled: bool) -> tuple | None:
+    """`(is16, size, channels, out_fmt)` of a job whose image is known before decoding and runs compiled."""
+    if compiled and len(job.channels) == 1:
+        return job.is16, job.size, job.channels[0], job.out_fmt
+    return None
+
+
+def order(jobs: list[Job]) -> list[Job]:
+    """`jobs` with those that `build` runs through one static pipeline side by side (a stable sort).
+
+    Jobs of one size, bit depth, channel count and output format that run
+    compiled (`runs_compiled`) come first, group by group in order of first
+    appearance; the others keep their order, after them.
+    """
+    keys = [_static_key(job, xla) for job, xla in zip(jobs, runs_compiled(jobs), strict=True)]
+    first = {}
+    for key in keys:
+        if key is not None:
+            first.setdefault(key, len(first))
+    rank = [first[key] if key is not None else len(first) for key in keys]
+    return [job for _, job in sorted(zip(rank, jobs, strict=True), key=lambda pair: pair[0])]
+
+
 def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str | None = None):
     """`tf.data` pipeline: read → decode → equalize (→ JPEG), in parallel and in order.
 
@@ -117,7 +140,12 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
     of that element; a file that fails to decode raises for its element only, and
     the iterator goes on with the next one (see `results`). The op runs
     XLA-compiled for the image sizes that repeat enough (`runs_compiled`), as a
-    graph for the others; both give the same pixels.
+    graph for the others; both give the same pixels. Locally, each run of
+    consecutive jobs whose size, bit depth, channels and output format are
+    known from their headers and that run compiled (`order` puts them side by
+    side) gets a pipeline of its own with static shapes and no branches: the
+    compiled op runs at its full speed there, where a `tf.cond` or
+    `tf.switch_case` around it in a `tf.data` function halves it.
 
     With `service` (a dispatcher address), the map runs on the tf.data service's
     workers: each file on one of them (`"distributed_epoch"`, dynamic sharding of
@@ -191,18 +219,47 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         (payload, error), pixels = tf.cond(is16, decode16, decode8)
         return index, payload, error, pixels
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (
-            tf.range(len(jobs), dtype=tf.int32),
-            tf.constant([os.path.abspath(job.source) if service else job.source for job in jobs]),
-            tf.constant([job.is16 for job in jobs]),
-            tf.constant([_FORMAT_CODE[job.out_fmt] for job in jobs], tf.int32),
-            tf.constant(compiled, tf.bool),
-        )
-    )
-    # Plain Python control flow only: AutoGraph has nothing to convert, and skipping it saves seconds.
-    process = tf.autograph.experimental.do_not_convert(process)
-    dataset = dataset.map(process, num_parallel_calls=tf.data.AUTOTUNE, deterministic=service is None)
+    def static(key):
+        is16, (height, width), channels, out_fmt = key
+        dtype = tf.uint16 if is16 else tf.uint8
+
+        def process_static(index, path):
+            image = decode_op(tf, tf.io.read_file(path), is16)
+            image = tf.ensure_shape(image, [height, width, channels])  # a header that lied fails here
+            try:
+                out = op_xla(image)
+            except (TypeError, ValueError) as err:
+                payload, error = failure(str(err))
+            else:
+                payload, error = encoders(out, channels, dtype)[_FORMAT_CODE[out_fmt]]()
+            return index, payload, error, tf.constant(height * width, tf.int64)
+
+        return process_static
+
+    def pipeline(first: int, last: int, key):
+        part = jobs[first:last]
+        sources = tf.constant([os.path.abspath(job.source) if service else job.source for job in part])
+        indices = tf.range(first, last, dtype=tf.int32)
+        if key is not None:
+            dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources)), static(key)
+        else:
+            flags = (
+                tf.constant([job.is16 for job in part]),
+                tf.constant([_FORMAT_CODE[job.out_fmt] for job in part], tf.int32),
+                tf.constant(compiled[first:last], tf.bool),
+            )
+            dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources, *flags)), process
+        # Plain Python control flow only: AutoGraph has nothing to convert, and skipping it saves seconds.
+        function = tf.autograph.experimental.do_not_convert(function)
+        return dataset.map(function, num_parallel_calls=tf.data.AUTOTUNE, deterministic=service is None)
+
+    # Runs of consecutive jobs with one static key (None: the general pipeline); one run for the service.
+    keys = [None if service else _static_key(job, xla) for job, xla in zip(jobs, compiled, strict=True)]
+    starts = [i for i in range(len(jobs)) if i == 0 or keys[i] != keys[i - 1]]
+    parts = [pipeline(a, b, keys[a]) for a, b in zip(starts, [*starts[1:], len(jobs)], strict=True)]
+    dataset = parts[0]
+    for part in parts[1:]:
+        dataset = dataset.concatenate(part)
     if service:
         dataset = dataset.ignore_errors()
         dataset = dataset.apply(tf.data.experimental.service.distribute("distributed_epoch", service))
