@@ -105,34 +105,8 @@ def map_fn(
 
     equalize = _xla.JitRunner(function, checked, jit_compile)
 
-    def in_dict(features):
-        if image_key is None or image_key not in features:
-            keys = ", ".join(repr(k) for k in sorted(features, key=str))
-            fail(
-                ValueError,
-                "image_key",
-                f"name the image entry of the dict elements (one of {keys})",
-                image_key,
-                hint=f"map_fn({op!r}, image_key=...).",
-            )
-        features = dict(features)
-        features[image_key] = equalize(features[image_key])
-        return features
-
     def mapper(*element):
-        first, *rest = element
-        if isinstance(first, Mapping):
-            out = in_dict(first)
-        else:
-            if image_key is not None:
-                fail(
-                    ValueError,
-                    "image_key",
-                    "be None for dataset elements without a dict (the image is the first item)",
-                    image_key,
-                )
-            out = equalize(first)
-        return (out, *rest) if rest else out
+        return _on_image(element, image_key, equalize, f"map_fn({op!r}")
 
     # No tensor-dependent Python control flow: skipping AutoGraph makes tracing
     # faster and lets errors surface with their own message.
