@@ -36,7 +36,7 @@ from tests import _images
 from tests._references import assert_same_pixels
 from tf_histeq import _options, _xla
 from tf_histeq.data import map_fn
-from tf_histeq.layers import CLAHE, HistogramEqualization
+from tf_histeq.layers import CLAHE, HistogramEqualization, HistogramMatching
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE_OPS = {"LookupTableFindV2", "LookupTableInsertV2", "LookupTableSizeV2", "MutableHashTableV2"}
@@ -220,16 +220,22 @@ class TestGraphs:
         assert layer._runner._compiled is None
 
 
+@pytest.fixture
+def traced(monkeypatch) -> list:
+    """`(xla, static shape)` of every call of a compiled (or uncompiled) function that a graph traces."""
+    calls = []
+    original = _xla._Compiled.__call__
+
+    def spy(self, images, mask, *, xla=True, **tensors):
+        calls.append((xla, tuple(images.shape)))
+        return original(self, images, mask, xla=xla, **tensors)
+
+    monkeypatch.setattr(_xla._Compiled, "__call__", spy)
+    return calls
+
+
 class TestWaysIn:
-    def test_predict_fit_evaluate_trace_the_compiled_op_and_stay_exact(self, monkeypatch):
-        traced = []  # (xla, static shape) of each call the Keras steps trace
-        original = _xla._Compiled.__call__
-
-        def spy(self, images, mask, *, xla=True, **tensors):
-            traced.append((xla, tuple(images.shape)))
-            return original(self, images, mask, xla=xla, **tensors)
-
-        monkeypatch.setattr(_xla._Compiled, "__call__", spy)
+    def test_predict_fit_evaluate_trace_the_compiled_op_and_stay_exact(self, traced):
         x = images(4, shape=(16, 16, 1))
         expected = tf_histeq.clahe(x, tile_grid_size=(2, 2)).numpy().astype(np.float32)
         inputs = keras.Input((None, None, 1), dtype="uint8")
@@ -251,6 +257,23 @@ class TestWaysIn:
         assert np.isfinite(model.evaluate(x, np.arange(4, dtype=np.float32), batch_size=4, verbose=0))
         assert {call for call in traced if call[1][0] == 2} == {(True, (2, 16, 16, 1))}
         assert all(xla for xla, _ in traced)
+
+    def test_histogram_matching_predict_runs_compiled_with_the_reference_it_holds_now(self, traced, tmp_path):
+        x, reference = images(3, shape=(16, 20, 1)), images(2, shape=(12, 10, 1))
+        layer = HistogramMatching(reference=reference)
+        inputs = keras.Input((16, 20, 1), dtype="uint8")
+        probe = keras.Model(inputs, layer(inputs))
+        expected = tf_histeq.match_histograms(x, reference).numpy().astype(np.float32)
+        assert_same_pixels(probe.predict_on_batch(x), expected)
+        assert traced == [(True, (3, 16, 20, 1))]
+        # The reference is a weight read at run time: a new one needs no new trace or compilation.
+        layer.adapt(x)
+        assert_same_pixels(probe.predict_on_batch(x), tf_histeq.match_histograms(x, x).numpy().astype(np.float32))
+        assert traced == [(True, (3, 16, 20, 1))]
+        probe.save(tmp_path / "m.keras")
+        reloaded = keras.models.load_model(tmp_path / "m.keras")
+        assert reloaded.layers[-1].jit_compile == "auto"
+        assert_same_pixels(reloaded.predict_on_batch(x), probe.predict_on_batch(x))
 
     def test_fixed_size_models_and_datasets_run_compiled_from_the_first_call(self):
         x = images(3, shape=(16, 20, 1))

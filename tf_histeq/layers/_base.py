@@ -75,7 +75,11 @@ class Equalizer(keras.layers.Layer):
         self._check_exact_output(images.dtype)
         if self._runner is None:
             return tf.cast(self._apply(images, mask), self.compute_dtype)
-        return self._runner(images, mask, graphs=training is not None)
+        return self._runner(images, mask, graphs=training is not None, **self._call_tensors())
+
+    def _call_tensors(self) -> dict:
+        """Per-call tensor arguments of the op that the layer holds as state (none here)."""
+        return {}
 
     def _check_exact_output(self, input_dtype: tf.DType) -> None:
         """Refuse integer inputs whose levels the compute dtype cannot hold (uint16 under float16).

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _convert, _matching, _options, ops
+from tf_histeq import _convert, _matching, _options, _xla, ops
 from tf_histeq._options import Histogram, fail
 from tf_histeq.layers._base import Equalizer
 
@@ -41,6 +41,7 @@ class HistogramMatching(Equalizer):
             through), True (the last channel is alpha) or False (no alpha).
         reference_mask: Optional mask `(H', W')` of a reference image: only its
             pixels are counted.
+        jit_compile: `"auto"`, True or False, as in `HistogramEqualization`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -92,10 +93,12 @@ class HistogramMatching(Equalizer):
         channels=_options.CHANNEL_MODE,
         alpha=_options.ALPHA,
         reference_mask=None,
+        jit_compile=_xla.JIT_COMPILE,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self._configure(value_range=value_range, bins=bins, channels=channels, alpha=alpha)
+        self.jit_compile = _xla.check_jit_compile(jit_compile)
         self.reference_counts = None
         self._reference_range = None
         if reference is not None:
@@ -179,7 +182,7 @@ class HistogramMatching(Equalizer):
                 hint="create a new layer for images of other channels or bins.",
             )
         self.reference_counts.assign(histogram.counts)
-        self._reference_range = histogram.value_range
+        self._set_reference_range(histogram.value_range)
 
     def _create_reference(self, shape, value_range) -> None:
         # float64, never autocast: pooled counts stay exact integers up to 2**53.
@@ -191,7 +194,13 @@ class HistogramMatching(Equalizer):
             autocast=False,
             name="reference_counts",
         )
+        self._set_reference_range(value_range)
+
+    def _set_reference_range(self, value_range) -> None:
+        """Record the reference's value range, and the runner that matches to it (see `tf_histeq._xla`)."""
         self._reference_range = None if value_range is None else tuple(value_range)
+        options = {**self._op_kwargs, "reference_range": self._reference_range}
+        self._runner = _xla.JitRunner(_match_counts, options, self.jit_compile, self.compute_dtype)
 
     def build(self, input_shape):
         """Refuse to build without a reference (given, adapted, or loaded)."""
@@ -218,6 +227,19 @@ class HistogramMatching(Equalizer):
             self._create_reference(reference["shape"], reference["value_range"])
         super().build_from_config({key: value for key, value in config.items() if key != "reference"})
 
+    def _call_tensors(self) -> dict:
+        return {"counts": tf.convert_to_tensor(self.reference_counts)}
+
     def _apply(self, images, mask):
-        counts = _matching.Counts(tf.convert_to_tensor(self.reference_counts), self._reference_range)
-        return ops.match_histograms(images, counts, mask=mask, **self._op_kwargs)
+        return _match_counts(
+            images, mask, reference_range=self._reference_range, **self._op_kwargs, **self._call_tensors()
+        )
+
+    def get_config(self):
+        """Return the layer configuration (JSON-serializable); the reference is in the weights."""
+        return {**super().get_config(), "jit_compile": self.jit_compile}
+
+
+def _match_counts(images, mask=None, *, counts, reference_range, **options):
+    """`match_histograms` to reference counts held in a tensor: what the layer runs, compiled or not."""
+    return ops.match_histograms(images, _matching.Counts(counts, reference_range), mask=mask, **options)
