@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import re
 import socket
 import subprocess
@@ -39,16 +38,12 @@ import tf_histeq
 from tests import _images
 from tests._files import decode, write_png
 from tests._references import assert_same_pixels
+from tests._subprocess import ROOT, python_env, run_npz_script, tail
 from tf_histeq import cli, samples
 from tf_histeq.cli import service as cli_service
 from tf_histeq.data import map_fn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {
-    **os.environ,
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]),
-}
+ENV = python_env()
 CLAHE_KWARGS = {"clip_limit": 3.0, "tile_grid_size": (2, 3)}
 
 
@@ -56,11 +51,6 @@ def _images_batch(count: int, shape=(24, 30, 3)) -> np.ndarray:
     # Each round of the designed images is cut from taller ones (other noise): no two images are alike.
     rounds = len(_images.VARIED)
     return np.stack([_images.varied(i, (shape[0] + i // rounds, *shape[1:]))[: shape[0]] for i in range(count)])
-
-
-def _tail(text: str, lines: int = 40) -> str:
-    kept = [line for line in text.splitlines() if not line.startswith(("I0000", "WARNING: All log messages"))]
-    return "\n".join(kept[-lines:])
 
 
 def _unused_ports(count: int) -> list[int]:
@@ -131,17 +121,7 @@ MIRRORED = textwrap.dedent(
 @pytest.mark.slow
 def test_mirrored_strategy_on_two_devices_gives_the_single_device_outputs(tmp_path):
     x = _images_batch(7)
-    np.savez(tmp_path / "in.npz", images=x)
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=240,
-    )
-    assert result.returncode == 0, _tail(result.stderr)
-    out = np.load(tmp_path / "out.npz")
+    out = run_npz_script(MIRRORED, tmp_path, timeout=240, images=x)
     expected_eq = tf_histeq.equalize_hist(x).numpy().astype(np.float32)
     expected_clahe = tf_histeq.clahe(x, **CLAHE_KWARGS).numpy().astype(np.float32)
     assert_same_pixels(out["single_eq"], expected_eq, "one device, equalize_hist:")
@@ -264,7 +244,7 @@ def test_multi_worker_mirrored_strategy_trains_with_the_layer_on_two_local_worke
     np.savez(tmp_path / "in.npz", images=x)
     codes, logs = _run_workers(tmp_path, 2)
     for code, log in zip(codes, logs, strict=True):
-        assert code == 0, _tail(log)
+        assert code == 0, tail(log)
 
     results = [np.load(tmp_path / f"w{index}.npz") for index in range(2)]
     expected = tf_histeq.clahe(x, **CLAHE_KWARGS).numpy().astype(np.float32)

@@ -22,8 +22,6 @@ import copy
 import os
 import pickle
 import re
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -34,11 +32,11 @@ import tensorflow as tf
 import tf_histeq
 from tests import _images
 from tests._references import assert_same_pixels
+from tests._subprocess import python_env, run_npz_script
 from tf_histeq import _options, _xla
 from tf_histeq.data import map_fn
 from tf_histeq.layers import CLAHE, HistogramEqualization, HistogramMatching
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TABLE_OPS = {"LookupTableFindV2", "LookupTableInsertV2", "LookupTableSizeV2", "MutableHashTableV2"}
 
 
@@ -221,7 +219,7 @@ class TestGraphs:
 
 
 @pytest.fixture
-def traced(monkeypatch) -> list:
+def xla_calls(monkeypatch) -> list:
     """`(xla, static shape)` of every call of a compiled (or uncompiled) function that a graph traces."""
     calls = []
     original = _xla._Compiled.__call__
@@ -235,7 +233,7 @@ def traced(monkeypatch) -> list:
 
 
 class TestWaysIn:
-    def test_predict_fit_evaluate_trace_the_compiled_op_and_stay_exact(self, traced):
+    def test_predict_fit_evaluate_trace_the_compiled_op_and_stay_exact(self, xla_calls):
         x = images(4, shape=(16, 16, 1))
         expected = tf_histeq.clahe(x, tile_grid_size=(2, 2)).numpy().astype(np.float32)
         inputs = keras.Input((None, None, 1), dtype="uint8")
@@ -251,25 +249,25 @@ class TestWaysIn:
             assert_same_pixels(probe.predict_on_batch(x), expected)
         # Keras traces its steps for the batches it gets: their sizes are static, so the step calls the
         # compiled op directly (no counting), even though the model accepts any size.
-        assert traced == [(True, (4, 16, 16, 1))]
+        assert xla_calls == [(True, (4, 16, 16, 1))]
         history = model.fit(x, np.arange(4, dtype=np.float32), batch_size=2, epochs=2, verbose=0)
         assert np.isfinite(history.history["loss"]).all()
         assert np.isfinite(model.evaluate(x, np.arange(4, dtype=np.float32), batch_size=4, verbose=0))
-        assert {call for call in traced if call[1][0] == 2} == {(True, (2, 16, 16, 1))}
-        assert all(xla for xla, _ in traced)
+        assert {call for call in xla_calls if call[1][0] == 2} == {(True, (2, 16, 16, 1))}
+        assert all(xla for xla, _ in xla_calls)
 
-    def test_histogram_matching_predict_runs_compiled_with_the_reference_it_holds_now(self, traced, tmp_path):
+    def test_histogram_matching_predict_runs_compiled_with_the_reference_it_holds_now(self, xla_calls, tmp_path):
         x, reference = images(3, shape=(16, 20, 1)), images(2, shape=(12, 10, 1))
         layer = HistogramMatching(reference=reference)
         inputs = keras.Input((16, 20, 1), dtype="uint8")
         probe = keras.Model(inputs, layer(inputs))
         expected = tf_histeq.match_histograms(x, reference).numpy().astype(np.float32)
         assert_same_pixels(probe.predict_on_batch(x), expected)
-        assert traced == [(True, (3, 16, 20, 1))]
+        assert xla_calls == [(True, (3, 16, 20, 1))]
         # The reference is a weight read at run time: a new one needs no new trace or compilation.
         layer.adapt(x)
         assert_same_pixels(probe.predict_on_batch(x), tf_histeq.match_histograms(x, x).numpy().astype(np.float32))
-        assert traced == [(True, (3, 16, 20, 1))]
+        assert xla_calls == [(True, (3, 16, 20, 1))]
         probe.save(tmp_path / "m.keras")
         reloaded = keras.models.load_model(tmp_path / "m.keras")
         assert reloaded.layers[-1].jit_compile == "auto"
@@ -367,24 +365,8 @@ RUN_AND_DUMP = textwrap.dedent(
 def test_xla_compiles_in_mirrored_strategy_and_tf_data_as_its_dump_records(tmp_path):
     """One run of each way in, in a process of its own with XLA's dump on: which modules XLA compiled."""
     x = images(6, shape=(24, 30, 1))
-    np.savez(tmp_path / "in.npz", images=x)
     dump = tmp_path / "xla"
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "XLA_FLAGS": f"--xla_dump_to={dump}",
-        "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", RUN_AND_DUMP, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = np.load(tmp_path / "out.npz")
+    out = run_npz_script(RUN_AND_DUMP, tmp_path, env=python_env(XLA_FLAGS=f"--xla_dump_to={dump}"), images=x)
     assert_same_pixels(out["predict"], tf_histeq.clahe(x, tile_grid_size=(2, 3)).numpy().astype(np.float32))
     assert out["loss"].shape == (1,) and np.isfinite(out["loss"]).all()
     assert out["mapped_diff"].tolist() == [0] * 6

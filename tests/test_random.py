@@ -7,9 +7,6 @@ drawn limit (or with the function), every passed-through image with its input.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -20,10 +17,10 @@ import tensorflow as tf
 import tf_histeq
 from tests import _images
 from tests._references import assert_same_pixels, cv2_clahe
+from tests._subprocess import run_npz_script
 from tf_histeq.data import random_map_fn
 from tf_histeq.layers import RandomCLAHE, RandomEqualization
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAKERS = [_images.xray(), _images.band(0.4, 0.55), _images.beta(2, 5), _images.no_zeros(), _images.full_range()]
 GRID = (2, 2)  # tiles of 24 x 20 pixels in the default images: clip count int(c * 480 / 256)
 
@@ -438,22 +435,7 @@ MIRRORED = textwrap.dedent(
 @pytest.mark.slow
 def test_mirrored_strategy_draws_per_replica_and_trains(tmp_path):
     x = batch(8)
-    np.savez(tmp_path / "in.npz", images=x)
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", MIRRORED, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = np.load(tmp_path / "out.npz")
+    out = run_npz_script(MIRRORED, tmp_path, images=x)
     assert np.isfinite(out["loss"]).all()
     assert_same_pixels(out["passed"], x.astype(np.float32))  # predict: no augmentation
     limits = out["limits"]  # (replicas, 4)
