@@ -32,6 +32,9 @@ from tf_histeq.cli import files, main, pipeline, terminal
 
 _RETIRED: list = []  # tf.data service servers, kept until the process ends
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Every test here runs the CLI in subprocesses or against a data service: slow.
+pytestmark = pytest.mark.slow
+
 ENV = {
     **os.environ,
     "TF_CPP_MIN_LOG_LEVEL": "3",

@@ -43,6 +43,9 @@ from tf_histeq import cli, samples
 from tf_histeq.cli import service as cli_service
 from tf_histeq.data import map_fn
 
+# Every test here starts data-service servers, worker processes or an XLA dump: slow.
+pytestmark = pytest.mark.slow
+
 ENV = python_env()
 CLAHE_KWARGS = {"clip_limit": 3.0, "tile_grid_size": (2, 3)}
 

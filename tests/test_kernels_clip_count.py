@@ -130,6 +130,7 @@ def test_tensor_limits_match_opencv(dtype, mode):
         assert bad.size == 0, f"{bad.size} mismatches, e.g. {[(limits[i], areas[i], got[i]) for i in bad[:5]]}"
 
 
+@pytest.mark.slow
 def test_tflite_and_onnx_runtime_compute_the_same_counts():
     """The integer kernel converts with TensorFlow Lite builtins and to ONNX, and runs exactly there."""
     limits, areas, expected = tensor_cases(np.float32)

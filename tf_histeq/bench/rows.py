@@ -9,6 +9,7 @@ table of its workload kind below; to give it a target, add a `Target` to
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 from tf_histeq.bench import ours, peers
@@ -46,6 +47,12 @@ def _ways_in(op: str, layer: str) -> tuple[Impl, ...]:
         Impl("tf.data without the map", "baseline", ours.tfdata_without_map, ref="pipeline", note="slices -> batch"),
         Impl(f"{op} in tf.data", "ours", ours.tfdata_map, note=TFDATA_NOTE, minus="pipeline"),
         Impl(f"{layer} predict_on_batch", "ours", ours.predict_on_batch, note="a model holding only the layer"),
+        Impl(
+            f"{layer}(dtype=input's) predict_on_batch",
+            "ours",
+            functools.partial(ours.predict_on_batch, same_dtype=True),
+            note="the same, with integer output instead of Keras's default float32",
+        ),
     )
 
 
