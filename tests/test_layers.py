@@ -211,6 +211,17 @@ class TestContract:
         as_float = functional(HistogramEqualization(value_range=(0, 65535), bins=65536), dtype="float32")
         assert_same_pixels(as_float.predict(images.astype(np.float32), verbose=0), reference)
 
+    @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+    @pytest.mark.parametrize(("layer_cls", "function", "kwargs"), [CASES[0], CASES[3]])
+    def test_integer_dtype_outputs_the_ops_integers(self, layer_cls, function, kwargs, dtype):
+        """`dtype` set to the input's: the op's integers come out, in `predict` and in a call."""
+        images = batch(3, dtype=dtype)
+        reference = expected(function, images, kwargs, dtype=dtype)
+        layer = layer_cls(dtype=np.dtype(dtype).name, **kwargs)
+        model = functional(layer, dtype=np.dtype(dtype).name)
+        assert_same_pixels(model.predict(images, verbose=0), reference)
+        assert_same_pixels(layer(images).numpy(), reference)
+
     @pytest.mark.parametrize(("layer_cls", "function", "kwargs"), CONFIGURED)
     def test_xla_equals_function(self, layer_cls, function, kwargs):
         layer = layer_cls(**kwargs)
