@@ -56,28 +56,6 @@ def pytest_configure(config):
             )
 
 
-# The test modules that take longest, longest first. They are collected first,
-# so that pytest-xdist (`--dist loadfile --no-loadscope-reorder`, see
-# pyproject.toml) starts them first and the short modules fill in at the end.
-LONGEST_MODULES = [
-    "test_deploy.py",
-    "test_clahe_kernel.py",
-    "test_bench.py",
-    "test_distributed.py",
-    "test_cli.py",
-    "test_random.py",
-    "test_kernels_clip_count.py",
-    "test_jit.py",
-    "test_cli_faults.py",
-    "test_layers.py",
-]
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_MODULES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
-
-
 def make_runner(mode: str):
     """Return `runner(op, images, **kwargs)` calling `op` eagerly, traced, or XLA-compiled.
 
