@@ -134,6 +134,6 @@ class Equalizer(keras.layers.Layer):
     def get_config(self):
         """Return the layer configuration (JSON-serializable)."""
         config = {**super().get_config(), **self._op_kwargs}
-        if self._runner is not None:
+        if hasattr(self, "jit_compile"):  # the layers that take the option
             config["jit_compile"] = self.jit_compile
         return config

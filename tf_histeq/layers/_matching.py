@@ -235,10 +235,6 @@ class HistogramMatching(Equalizer):
             images, mask, reference_range=self._reference_range, **self._op_kwargs, **self._call_tensors()
         )
 
-    def get_config(self):
-        """Return the layer configuration (JSON-serializable); the reference is in the weights."""
-        return {**super().get_config(), "jit_compile": self.jit_compile}
-
 
 def _match_counts(images, mask=None, *, counts, reference_range, **options):
     """`match_histograms` to reference counts held in a tensor: what the layer runs, compiled or not."""
