@@ -27,19 +27,15 @@ import tensorflow as tf
 import tf_histeq
 from tests._files import HalfWritten, decode, write_png
 from tests._references import assert_same_pixels
+from tests._subprocess import ROOT, python_env
 from tf_histeq import samples
 from tf_histeq.cli import files, main, pipeline, terminal
 
 _RETIRED: list = []  # tf.data service servers, kept until the process ends
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every test here runs the CLI in subprocesses or against a data service: slow.
 pytestmark = pytest.mark.slow
 
-ENV = {
-    **os.environ,
-    "TF_CPP_MIN_LOG_LEVEL": "3",
-    "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])]),
-}
+ENV = python_env()
 
 
 def _main(argv, capsys):

@@ -17,12 +17,12 @@ import tensorflow as tf
 
 from tests import _images
 from tests._references import assert_same_pixels
+from tests._subprocess import python_env
 from tf_histeq import samples
 from tf_histeq.cli import files
 
 cv2 = pytest.importorskip("cv2")
 Image = pytest.importorskip("PIL.Image")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _image(shape, dtype) -> np.ndarray:
@@ -39,8 +39,7 @@ def _cv2_read(data: bytes) -> np.ndarray:
 
 def test_importing_files_needs_no_tensorflow_or_numpy():
     code = "import sys; import tf_histeq.cli.files; print(sorted({'tensorflow', 'numpy'} & set(sys.modules)))"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=python_env(), timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
 
 
