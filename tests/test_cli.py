@@ -436,6 +436,7 @@ def test_compare_without_matplotlib_writes_images_and_says_how_to_get_figures(go
 # --------------------------------------------------------------------------- as a subprocess
 
 
+@pytest.mark.slow  # a fresh process that imports TensorFlow
 def test_python_dash_m_reports_bad_files_and_exits_1(mixed, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "tf_histeq", "equalize", str(mixed), "-o", str(out)]

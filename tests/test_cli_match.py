@@ -307,6 +307,7 @@ def test_defaults_and_choices_are_the_functions(tmp_path):
 # --------------------------------------------------------------------------- on the tf.data service
 
 
+@pytest.mark.slow  # starts data-service servers
 def test_data_service_gives_the_local_outputs(data, tmp_path, capsys):
     svc = tf.data.experimental.service
     dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))

@@ -226,6 +226,7 @@ class TestUnsupported:
             deploy.to_onnx(keras.Model(inputs, CLAHE()(inputs)), opset=15)
 
 
+@pytest.mark.slow
 def test_to_tflite_converts_integer_images_under_mixed_precision():
     inputs = keras.Input((16, 20, 1), dtype="uint8")
     model = keras.Model(inputs, HistogramEqualization(dtype="mixed_float16")(inputs))
@@ -233,3 +234,26 @@ def test_to_tflite_converts_integer_images_under_mixed_precision():
     runner = Interpreter(model_content=deploy.to_tflite(model)).get_signature_runner()
     (got,) = runner(**{next(iter(runner.get_input_details())): images}).values()
     assert_same_pixels(got, model.predict(images, verbose=0))
+
+
+@pytest.mark.slow
+def test_to_onnx_falls_back_to_tf2onnx_default_when_its_fast_path_fails(monkeypatch):
+    """An optimizer error without tf2onnx's per-optimizer graph copies: converted again, the default way."""
+    from tf2onnx import optimizer
+
+    optimize_graph, calls = optimizer.optimize_graph, []
+
+    def failing_without_copies(graph, catch_errors=True, optimizers=None):
+        calls.append(catch_errors)
+        if not catch_errors:
+            raise RuntimeError("an optimizer failed")
+        return optimize_graph(graph, catch_errors, optimizers=optimizers)
+
+    monkeypatch.setattr(optimizer, "optimize_graph", failing_without_copies)
+    inputs = keras.Input((16, 20, 1), dtype="uint8")
+    model = keras.Model(inputs, he()()(inputs))
+    session = onnxruntime.InferenceSession(deploy.to_onnx(model).SerializeToString())
+    images = np.stack([_images.xray()((16, 20), np.uint8), _images.beta(2, 5)((16, 20), np.uint8)])[..., None]
+    assert_same_pixels(session.run(None, {session.get_inputs()[0].name: images})[0], model.predict(images, verbose=0))
+    assert calls == [False, True]
+    assert "TF2ONNX_CATCH_ERRORS" not in os.environ

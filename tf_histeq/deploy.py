@@ -42,6 +42,8 @@ from tf_histeq._options import fail
 _OP_SCOPES = ("equalize_hist", "clahe", "match_histograms")
 # Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
 _TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
+# tf2onnx's switch for its per-optimizer graph copies: when set (to any value), they are skipped.
+_CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
 
 
 def to_tflite(model, *, optimizations=()) -> bytes:
@@ -102,16 +104,34 @@ def to_onnx(model, *, opset: int = 18):
 
     serve = tf.function(serve)
     _refuse_matching(serve.get_concrete_function(*signature).graph.as_graph_def(), "ONNX")
-    proto, _ = tf2onnx.convert.from_function(
-        serve,
-        input_signature=signature,
-        opset=opset,
-        custom_op_handlers={
-            "UnsortedSegmentSum": (_segment_sum_as_scatter_add, []),
-            "PreventGradient": (_identity, []),
-        },
-    )
-    return proto
+
+    def convert():
+        proto, _ = tf2onnx.convert.from_function(
+            serve,
+            input_signature=signature,
+            opset=opset,
+            custom_op_handlers={
+                "UnsortedSegmentSum": (_segment_sum_as_scatter_add, []),
+                "PreventGradient": (_identity, []),
+            },
+        )
+        return proto
+
+    if _CATCH_ERRORS in os.environ:  # the user's own choice
+        return convert()
+    # By default tf2onnx deep-copies the whole graph before each of its graph
+    # optimizers (about 24 passes), to skip an optimizer that fails: two thirds
+    # of the conversion time of a model with a few layers. Without the copies
+    # an optimizer's error is raised instead, so convert that way first, and
+    # in the default way only if that fails.
+    os.environ[_CATCH_ERRORS] = "false"
+    try:
+        return convert()
+    except Exception:  # any failure: the default conversion below raises its own error
+        pass
+    finally:
+        del os.environ[_CATCH_ERRORS]
+    return convert()
 
 
 def _export(model, directory: str) -> str:
