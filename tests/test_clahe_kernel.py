@@ -10,6 +10,8 @@ OpenCV has nothing to compare with: masks and bin counts other than 256 and
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -56,7 +58,9 @@ def run_kernel(images, *, clip_limit, grid, bins=None, valid=None, mode="eager")
     if mode == "eager":
         out = clahe_levels(levels, bins=bins, clip_limit=clip_limit, grid=grid, valid=valid)
     else:
-        out = traced_kernel(mode, planes.shape[-1], bins, clip_limit, tuple(grid), valid)(levels)
+        setting = (mode, planes.shape[-1], bins, clip_limit, tuple(grid))
+        shared = valid is None and not tf.is_tensor(clip_limit)
+        out = (shared_kernel(*setting) if shared else traced_kernel(*setting, valid))(levels)
     assert out.dtype == tf.int32
     out = out.numpy()
     assert out.shape == planes.shape
@@ -65,25 +69,17 @@ def run_kernel(images, *, clip_limit, grid, bins=None, valid=None, mode="eager")
     return out[..., 0] if squeeze else out
 
 
-_TRACED = {}
-
-
 def traced_kernel(mode, planes, bins, clip_limit, grid, valid):
-    """`clahe_levels` in a `tf.function` of unknown N, H and W; without a mask or tensor limit, one per setting.
-
-    The trace serves every shape (XLA still compiles each), so the tests of one setting share it.
-    """
-    key = (mode, planes, bins, clip_limit, grid)
-    if valid is None and not tf.is_tensor(clip_limit) and key in _TRACED:
-        return _TRACED[key]
-    traced = tf.function(
+    """`clahe_levels` in a `tf.function` of unknown N, H and W (XLA still compiles each shape)."""
+    return tf.function(
         lambda x: clahe_levels(x, bins=bins, clip_limit=clip_limit, grid=grid, valid=valid),
         input_signature=[tf.TensorSpec([None, None, None, planes], tf.int32)],
         jit_compile=mode == "xla",
     )
-    if valid is None and not tf.is_tensor(clip_limit):
-        _TRACED[key] = traced
-    return traced
+
+
+# Without a mask or a tensor limit the setting is hashable: the tests of one setting share its trace.
+shared_kernel = functools.cache(functools.partial(traced_kernel, valid=None))
 
 
 def cv2_clahe(images, *, clip_limit, grid):
