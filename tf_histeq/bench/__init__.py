@@ -18,10 +18,13 @@ quote. What is measured, per workload (`workloads`):
   in fresh subprocesses (`memory`).
 
 Every tf_histeq row's output is compared pixel for pixel with the OpenCV row of
-its workload. `targets` holds the PASS/MISS targets, `report` renders the
-results, `command` is the command line (`main`). To add a row, write a builder
-in `ours` (or `peers`) and add an `Impl` to the table of its kind in `rows`; to
-give it a target, add a `Target` to `targets.TARGETS`.
+its workload. `noise` says when a figure is measurable (its noise, from the
+spread of the timed rounds); `targets` holds the guards (PASS/MISS: a
+regression) and goals (REACHED/NOT REACHED, with the gap and what bounds it),
+judged on full runs only; `report` renders the results, `command` is the
+command line (`main`). To add a row, write a builder in `ours` (or `peers`)
+and add an `Impl` to the table of its kind in `rows`; to give it a target,
+add a `Target` to `targets.TARGETS`.
 """
 
 from tf_histeq.bench.command import main

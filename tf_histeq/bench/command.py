@@ -14,7 +14,7 @@ EXIT_OK, EXIT_OURS_FAILED, EXIT_USAGE = 0, 1, 2
 
 EPILOG = f"""\
 exit status:
-  {EXIT_OK}  every tf_histeq row ran (missed targets, and peers that are skipped or fail, do not count)
+  {EXIT_OK}  every tf_histeq row ran (guards and goals missed, and peers that are skipped or fail, do not count)
   {EXIT_OURS_FAILED}  a tf_histeq row failed: it raised, or its pixels differ from OpenCV's; the report
      (and --json FILE) is still written, and the failures are listed on stderr
   {EXIT_USAGE}  usage error
@@ -34,7 +34,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--quick", action="store_true", help="tiny workloads, one timed run: a smoke test")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke test of the benchmark, not figures: tiny workloads, one timed run per row; checks that every "
+        "row runs and every tf_histeq row's pixels, and judges no target",
+    )
     parser.add_argument("--device", choices=("cpu", "gpu"), help="pin TensorFlow to /CPU:0 or /GPU:0 (default cpu)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure, machine info included, to FILE")
     parser.add_argument("--overwrite", action="store_true", help="let --json replace an existing FILE")

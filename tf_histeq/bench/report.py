@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 PROG = "tf-histeq bench"
-SCHEMA = "tf_histeq.bench/2"  # the layout of the results (`--json`); changed whenever a field changes
+SCHEMA = "tf_histeq.bench/3"  # the layout of the results (`--json`); changed whenever a field changes
 
 
 def failures(results: dict[str, Any]) -> list[str]:
@@ -82,9 +82,48 @@ def _memory_text(entry: dict) -> str:
 
 
 def _target_value(t: dict) -> str:
+    """The figure with its noise, e.g. `0.54x ± 0.05`, `1.13 ms ± 0.02`; or why there is none."""
     if t["value"] is None:
         return t.get("note", "")
-    return f"{t['value']:.2f}x" if t["unit"] == "x" else f"{t['value']:.3g} {t['unit']}"
+    value, noise = t["value"], t.get("noise")
+    if t["unit"] == "x":
+        text = f"{value:.2f}x" + (f" ± {noise:.2g}" if noise is not None else "")
+    else:
+        text = f"{value:.3g} {t['unit']}" + (f" ± {noise:.2g}" if noise is not None else "")
+    if t["status"] == "NOISY":
+        text += f": {t['note']}"
+    if t.get("gap"):
+        text += f", {t['gap']:.2f}x short of it"
+    return text
+
+
+QUICK_TARGETS = (
+    "Targets: not judged. --quick is a smoke test (tiny workloads, each row timed once): it checks that every row "
+    f"runs and that every tf_histeq row's pixels equal its reference; its speeds mean nothing. Run `{PROG}` "
+    "(a few minutes) for figures judged against the guards and goals."
+)
+GUARDS_HEADING = (
+    "Guards (levels the 2-core CI machine reaches in every run, with a margin for its noise; a MISS means "
+    "something regressed):"
+)
+GOALS_HEADING = (
+    "Goals (aspirations, some out of reach on that machine: NOT REACHED, with the gap and what bounds it, is not "
+    "a regression):"
+)
+
+
+def _target_lines(results: dict) -> list[str]:
+    if not results["judged"]:
+        return [QUICK_TARGETS]
+    lines = []
+    for kind, heading in (("guard", GUARDS_HEADING), ("goal", GOALS_HEADING)):
+        lines.append(heading)
+        for t in results["targets"]:
+            if t["kind"] == kind:
+                lines.append(f"  {t['status']:<11}  {t['target']}: {_target_value(t)}")
+                if t.get("bound"):
+                    lines.append(f"  {'':<11}  bounded by: {t['bound']}")
+    return lines
 
 
 def _row_cells(r: dict) -> list[str]:
@@ -106,7 +145,7 @@ RATIO_LEGEND = (
 
 
 def format_table(results: dict) -> str:
-    """A plain-text report: header, one table of rows, per-image and memory figures, targets."""
+    """A plain-text report: header, one table of rows, per-image and memory figures, guards and goals."""
     quick = "  [--quick: tiny workloads, figures not meaningful]" if results["quick"] else ""
     lines = [f"{PROG} (tf_histeq {results['machine']['tf_histeq']}){quick}", *_machine_lines(results)]
     lines += [f"  {line}" for line in _method_lines(results)]
@@ -132,9 +171,7 @@ def format_table(results: dict) -> str:
         lines.append("  not measured")
     for e in results["memory"]:
         lines.append(f"  {e['workload']}  {e['implementation']} {e['mode']}: {_memory_text(e)}")
-    lines += ["", "Targets:"]
-    for t in results["targets"]:
-        lines.append(f"  {t['status']:<4}  {t['target']}: {_target_value(t)}")
+    lines += ["", *_target_lines(results)]
     lines += ["", f"Total time: {results['elapsed_s']:.0f} s"]
     return "\n".join(lines)
 
@@ -144,7 +181,7 @@ def _md(text: str) -> str:
 
 
 def format_markdown(results: dict) -> str:
-    """The same report as markdown, ready for the README: targets, per image, memory; rows and method folded."""
+    """The same report as markdown, ready for the README: guards, goals, per image, memory; rows and method folded."""
     m = results["machine"]
     quick = " **(--quick: tiny workloads, figures not meaningful)**" if results["quick"] else ""
     lines = [
@@ -152,11 +189,19 @@ def format_markdown(results: dict) -> str:
         f"{results['elapsed_s']:.0f} s){quick}:",
         *[f"- {line}" for line in _machine_lines(results)],
         "",
-        "| target | measured | status |",
-        "|---|---:|---|",
     ]
-    for t in results["targets"]:
-        lines.append(f"| {_md(t['target'])} | {_md(_target_value(t))} | {t['status']} |")
+    if not results["judged"]:
+        lines.append(_md(QUICK_TARGETS))
+    else:
+        lines += [_md(GUARDS_HEADING), "", "| guard | measured | status |", "|---|---:|---|"]
+        for t in results["targets"]:
+            if t["kind"] == "guard":
+                lines.append(f"| {_md(t['target'])} | {_md(_target_value(t))} | {t['status']} |")
+        lines += ["", _md(GOALS_HEADING), "", "| goal | measured | status | what bounds it |", "|---|---:|---|---|"]
+        for t in results["targets"]:
+            if t["kind"] == "goal":
+                cells = [t["target"], _target_value(t), t["status"], t.get("bound", "")]
+                lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
     lines += ["", "| ImageDataGenerator function, one image | ms per image | × original |", "|---|---:|---:|"]
     for e in results["per_image"]:
         figure = f"{e['ms_per_image']:.3f}" if e["status"] == "ok" else _row_note(e)

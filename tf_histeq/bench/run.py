@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_histeq import numpy_api
-from tf_histeq.bench import files, memory, ours, rows, targets, workloads
+from tf_histeq.bench import files, memory, noise, ours, rows, targets, workloads
 from tf_histeq.bench.machine import machine_info
 from tf_histeq.bench.report import PROG, SCHEMA
 from tf_histeq.bench.timing import Settings, first_line, measure, measure_interleaved, recorded_warnings, warm_up
@@ -158,6 +158,7 @@ def _new_row(w: Workload, impl: rows.Impl) -> dict[str, Any]:
         "minus": impl.minus,
         "status": "ok",
         "mp_per_s": None,
+        "spread_s": None,
         "note": impl.note,
     }
 
@@ -207,12 +208,19 @@ def run_workload(w: Workload, ctx: dict, settings: Settings) -> list[dict[str, A
             row.update(status="error", note=first_line(error))
             continue
         row.update(timing, mp_per_s=row["measured_megapixels"] / timing["median_s"])
+        row["spread_s"] = noise.spread(timing["times_s"])
     _check_pixels(outputs)
     return out_rows
 
 
 def add_ratios(all_rows: list[dict]) -> None:
-    """Ratios to the references of the same workload (same run), and the cost of rows with a `minus`."""
+    """Ratios to the references of the same workload (same run), and the cost of rows with a `minus`.
+
+    Each figure `F` (`ratio_vs_cv2`, `ratio_vs_keras`, `ratio_vs_op`, `cost_s`,
+    `cost_vs_op`) comes with `F_noise` (from the spreads of the rows it is made
+    of, in its unit) and `F_unmeasurable` (None, or why it is not measurable at
+    this size), by the rules of `noise`.
+    """
     for key in {r["workload_key"] for r in all_rows}:
         group = [r for r in all_rows if r["workload_key"] == key]
         best = {}
@@ -221,20 +229,46 @@ def add_ratios(all_rows: list[dict]) -> None:
             best[ref] = max(ok, key=lambda r: r["mp_per_s"]) if ok else None
         for r in group:
             for ref in ("cv2", "keras", "op"):
-                ok = best[ref] is not None and r["status"] == "ok"
-                r[f"ratio_vs_{ref}"] = r["mp_per_s"] / best[ref]["mp_per_s"] if ok else None
-            base, op = best.get(r["minus"]), best["op"]
-            if r["status"] == "ok" and base is not None:
-                # Per batch of the workload (the pipelines time several batches, the op one).
-                per_megapixel = (
-                    r["median_s"] / r["measured_megapixels"] - base["median_s"] / base["measured_megapixels"]
-                )
-                r["cost_s"] = per_megapixel * r["megapixels"]
-                r["cost_vs_op"] = r["cost_s"] / op["median_s"] if op is not None else None
-                extra = f"adds {r['cost_s'] * 1e3:.3g} ms per batch to the pipeline"
-                if r["cost_vs_op"] is not None:
-                    extra += f", {r['cost_vs_op']:.2f}x the XLA op's time"
-                r["note"] = "; ".join(filter(None, [r["note"], extra]))
+                value = noisy = why = None
+                if best[ref] is not None and r["status"] == "ok":
+                    value = r["mp_per_s"] / best[ref]["mp_per_s"]
+                    pair = [r] if r is best[ref] else [r, best[ref]]
+                    noisy = noise.ratio_noise(value, *pair)
+                    why = noise.judge(value, noisy, pair)
+                r[f"ratio_vs_{ref}"], r[f"ratio_vs_{ref}_noise"], r[f"ratio_vs_{ref}_unmeasurable"] = value, noisy, why
+            if r["status"] == "ok" and best.get(r["minus"]) is not None:
+                _add_cost(r, best[r["minus"]], best["op"])
+
+
+def _add_cost(r: dict, base: dict, op: dict | None) -> None:
+    """`cost_s`: what row `r` adds to row `base` per batch of the workload; `cost_vs_op`: over the op's time."""
+    # Per batch of the workload (the pipelines time several batches, the op one).
+    mp, mp_r, mp_base = r["megapixels"], r["measured_megapixels"], base["measured_megapixels"]
+    r["cost_s"] = (r["median_s"] / mp_r - base["median_s"] / mp_base) * mp
+    spreads = (r["spread_s"], base["spread_s"])
+    r["cost_s_noise"] = None if None in spreads else (spreads[0] / mp_r + spreads[1] / mp_base) * mp
+    r["cost_s_unmeasurable"] = noise.judge(r["cost_s"], r["cost_s_noise"], [r, base])
+    r["cost_vs_op"] = r["cost_vs_op_noise"] = r["cost_vs_op_unmeasurable"] = None
+    if op is not None:
+        r["cost_vs_op"] = r["cost_s"] / op["median_s"]
+        rel_op = noise.relative_noise(op)
+        if r["cost_s_noise"] is not None and rel_op is not None and r["cost_s"]:
+            r["cost_vs_op_noise"] = abs(r["cost_vs_op"]) * (r["cost_s_noise"] / abs(r["cost_s"]) + rel_op)
+        r["cost_vs_op_unmeasurable"] = r["cost_s_unmeasurable"] or noise.judge(
+            r["cost_vs_op"], r["cost_vs_op_noise"], [r, base, op]
+        )
+    if r["cost_s_unmeasurable"]:
+        shown = f"{r['cost_s'] * 1e3:.3g}"
+        if r["cost_s_noise"] is not None:
+            shown += f" ± {r['cost_s_noise'] * 1e3:.2g}"
+        extra = f"the map's cost per batch, {shown} ms, is {r['cost_s_unmeasurable']}"
+    else:
+        extra = f"adds {r['cost_s'] * 1e3:.3g} ± {r['cost_s_noise'] * 1e3:.2g} ms per batch to the pipeline"
+        if r["cost_vs_op"] is not None:
+            extra += f", {r['cost_vs_op']:.2f}x the XLA op's time"
+            if r["cost_vs_op_unmeasurable"]:
+                extra += f" ({r['cost_vs_op_unmeasurable']})"
+    r["note"] = "; ".join(filter(None, [r["note"], extra]))
 
 
 def run_per_image(settings: Settings) -> list[dict[str, Any]]:
@@ -261,10 +295,15 @@ def run_per_image(settings: Settings) -> list[dict[str, Any]]:
             entry.update(status="error", note=first_line(err))
         else:
             timing.pop("output")
-            entry.update(timing, ms_per_image=timing["median_s"] * 1e3)
+            entry.update(timing, ms_per_image=timing["median_s"] * 1e3, spread_s=noise.spread(timing["times_s"]))
         entries.append(entry)
-    ours_ms, seed_ms = (e["ms_per_image"] for e in entries)
-    entries[0]["speedup_vs_original"] = seed_ms / ours_ms if ours_ms and seed_ms else None
+    ours, seed = entries
+    speedup = seed["ms_per_image"] / ours["ms_per_image"] if ours["ms_per_image"] and seed["ms_per_image"] else None
+    ours["speedup_vs_original"] = speedup
+    ours["speedup_vs_original_noise"] = noise.ratio_noise(speedup, ours, seed) if speedup else None
+    ours["speedup_vs_original_unmeasurable"] = (
+        noise.judge(speedup, ours["speedup_vs_original_noise"], entries) if speedup else None
+    )
     return entries
 
 
@@ -309,7 +348,13 @@ def run_benchmarks(
 
     Returns:
         A JSON-serialisable dict with `schema`, `machine`, `method`, `workloads`,
-        `rows`, `per_image`, `memory`, `targets` and `elapsed_s`.
+        `rows`, `per_image`, `memory`, `judged`, `targets` and `elapsed_s`.
+        `judged` is False with `quick`, and `targets` then empty (no guard or
+        goal is judged on tiny workloads). Each row has its timed rounds
+        (`times_s`, `runs`, `median_s`), their `spread_s` (`noise.spread`),
+        and every ratio or cost `F` its `F_noise` and `F_unmeasurable` (see
+        `add_ratios`); so has the ImageDataGenerator function's
+        `speedup_vs_original`. `targets` are described in `targets`.
     """
     started = time.perf_counter()
     tf_device = "/GPU:0" if device == "gpu" else "/CPU:0"
@@ -374,6 +419,8 @@ def run_benchmarks(
         "per_image": per_image,
         "memory": memory_entries,
     }
-    results["targets"] = targets.evaluate_targets(results)
+    # A --quick run is a smoke test: its sizes are not those the targets are set for.
+    results["judged"] = not quick
+    results["targets"] = targets.evaluate_targets(results) if results["judged"] else []
     results["elapsed_s"] = time.perf_counter() - started
     return results
