@@ -1,0 +1,179 @@
+"""The colour spaces of the lightness modes against `cv2.cvtColor`, and the OpenCV recipe around an op.
+
+The integer conversions must equal OpenCV on every one of the 2**24 uint8
+inputs (slow: one compiled call per direction on a 4096 x 4096 image); the
+fast tests take every 7th level per channel (and 255), eagerly and under XLA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_histeq
+from tests import _images
+from tests._references import assert_same_pixels
+from tf_histeq import _colour
+
+cv2 = pytest.importorskip("cv2")
+
+# name -> (our conversion, OpenCV's code)
+CONVERSIONS = {
+    "RGB2YCrCb": (_colour.rgb_to_ycrcb, cv2.COLOR_RGB2YCrCb),
+    "YCrCb2RGB": (_colour.ycrcb_to_rgb, cv2.COLOR_YCrCb2RGB),
+    "RGB2Lab": (_colour.rgb_to_lab, cv2.COLOR_RGB2Lab),
+    "Lab2RGB": (_colour.lab_to_rgb, cv2.COLOR_Lab2RGB),
+}
+
+
+def _all_triples(levels: np.ndarray) -> np.ndarray:
+    """Every (c0, c1, c2) with c_i in `levels`, as a uint8 `(len**3, 1, 3)` image."""
+    grid = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1)
+    return grid.reshape(-1, 1, 3).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def subset():
+    """38**3 = 54,872 triples: every 7th level and 255 in each channel."""
+    return _all_triples(np.unique(np.append(np.arange(0, 256, 7), 255)))
+
+
+@pytest.fixture(scope="module")
+def every_triple():
+    """All 2**24 byte triples as one 4096 x 4096 x 3 image."""
+    levels = np.arange(256, dtype=np.uint8)
+    cube = np.empty((256, 256, 256, 3), np.uint8)
+    cube[..., 0], cube[..., 1], cube[..., 2] = levels[:, None, None], levels[None, :, None], levels[None, None, :]
+    return cube.reshape(4096, 4096, 3)
+
+
+def _xla(fn):
+    return tf.function(fn, jit_compile=True)
+
+
+@pytest.mark.parametrize("name", list(CONVERSIONS))
+def test_subset_matches_opencv_eager_and_xla(subset, name):
+    fn, code = CONVERSIONS[name]
+    expected = cv2.cvtColor(subset, code)
+    assert_same_pixels(fn(subset).numpy(), expected, f"{name} eager")
+    assert_same_pixels(_xla(fn)(tf.constant(subset)).numpy(), expected, f"{name} XLA")
+
+
+def test_int32_levels_are_uint8_values(subset):
+    for name, (fn, _) in CONVERSIONS.items():
+        as_int = fn(subset.astype(np.int32)).numpy()
+        assert as_int.dtype == np.int32
+        assert_same_pixels(as_int.astype(np.uint8), fn(subset).numpy(), name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONVERSIONS))
+def test_every_uint8_input_matches_opencv(every_triple, name):
+    fn, code = CONVERSIONS[name]
+    assert_same_pixels(_xla(fn)(tf.constant(every_triple)).numpy(), cv2.cvtColor(every_triple, code), name)
+
+
+def _float_differences(rgb_uint8: np.ndarray) -> tuple[float, float]:
+    rgb = rgb_uint8.astype(np.float32) / 255
+    lab_cv2 = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    lab_ours = _xla(_colour.rgb_to_lab)(tf.constant(rgb)).numpy()
+    rgb_back = _xla(_colour.lab_to_rgb)(tf.constant(lab_cv2)).numpy()
+    assert lab_ours.dtype == rgb_back.dtype == np.float32
+    return (
+        float(np.abs(lab_ours - lab_cv2).max()),
+        float(np.abs(rgb_back - cv2.cvtColor(lab_cv2, cv2.COLOR_Lab2RGB)).max()),
+    )
+
+
+def test_float32_within_the_stated_bounds(subset):
+    lab_diff, rgb_diff = _float_differences(subset)
+    assert lab_diff <= _colour.FLOAT_LAB_BOUND, lab_diff
+    assert rgb_diff <= _colour.FLOAT_RGB_BOUND, rgb_diff
+
+
+@pytest.mark.slow
+def test_float32_bounds_are_the_measured_ones(every_triple):
+    """The docstring's bounds are the maxima over all 2**24 colours, not loose guesses (within 20%)."""
+    lab_diff, rgb_diff = _float_differences(every_triple)
+    assert 0.8 * _colour.FLOAT_LAB_BOUND <= lab_diff <= _colour.FLOAT_LAB_BOUND, lab_diff
+    assert 0.8 * _colour.FLOAT_RGB_BOUND <= rgb_diff <= _colour.FLOAT_RGB_BOUND, rgb_diff
+
+
+def test_opencv_cube_root_is_truncated_not_rounded():
+    """OpenCV's cbrt equals the correctly rounded cube root or is 1 ulp below it, and is below on many inputs."""
+    step = np.float32(1 / 2040)
+    xs = [np.float32(step * np.float32(i)) for i in range(19, 3072)]
+    ours = np.array([_colour._opencv_cbrt(x) for x in xs])
+    rounded = np.cbrt(np.array(xs, np.float64)).astype(np.float32)
+    ulps = ours.view(np.int32).astype(np.int64) - rounded.view(np.int32)
+    assert set(np.unique(ulps)) <= {-1, 0}
+    assert (ulps == -1).sum() > 1000
+
+
+def test_fixed_point_tables():
+    tables = _colour._tables()
+    assert tables.gamma[0] == 0 and tables.gamma[255] == 2040 and np.all(np.diff(tables.gamma) >= 0)
+    assert tables.f[2040] == 1 << 15 and np.all(np.diff(tables.f) > 0)
+    assert tables.inv_gamma[0] == 0 and tables.inv_gamma[-1] == 255 and np.all(np.diff(tables.inv_gamma) >= 0)
+    assert tables.ify[255] == 1 << 14 and tables.y[255] == 1 << 14
+
+
+# ----------------------------------------------------------------------------------------- the recipe
+
+_SPACE_CODES = {"lab": (cv2.COLOR_RGB2Lab, cv2.COLOR_Lab2RGB), "luminance": (cv2.COLOR_RGB2YCrCb, cv2.COLOR_YCrCb2RGB)}
+_CLAHE = {"clip_limit": 2.0, "tile_grid_size": (8, 8)}
+
+
+def _cv2_recipe(rgb: np.ndarray, space: str, op: str) -> np.ndarray:
+    """What users (and albumentations' CLAHE) write: convert, the op on the first plane, convert back."""
+    forward, inverse = _SPACE_CODES[space]
+    converted = cv2.cvtColor(rgb, forward)
+    plane = np.ascontiguousarray(converted[..., 0])
+    if op == "clahe":
+        engine = cv2.createCLAHE(clipLimit=_CLAHE["clip_limit"], tileGridSize=_CLAHE["tile_grid_size"][::-1])
+        converted[..., 0] = engine.apply(plane)
+    else:
+        converted[..., 0] = cv2.equalizeHist(plane)
+    return cv2.cvtColor(converted, inverse)
+
+
+def _ours(rgb, space: str, op: str) -> tf.Tensor:
+    def on_plane(plane):
+        plane = tf.cast(plane, tf.uint8)
+        out = tf_histeq.clahe(plane, **_CLAHE) if op == "clahe" else tf_histeq.equalize_hist(plane)
+        return tf.cast(out, tf.int32)
+
+    return _colour.on_lightness(space, tf.convert_to_tensor(rgb), on_plane)
+
+
+def _recipe_images(skdata):
+    return {
+        "astronaut": skdata.astronaut(),
+        "band-40-55": _images.band(0.4, 0.55)((96, 128, 3)),
+        "beta-2-5": _images.beta(2, 5)((80, 112, 3)),
+        "no-zeros": _images.no_zeros()((64, 64, 3)),
+    }
+
+
+@pytest.mark.parametrize("space", list(_SPACE_CODES))
+@pytest.mark.parametrize("op", ["clahe", "equalize_hist"])
+def test_recipe_matches_opencv(skdata, space, op):
+    for name, rgb in _recipe_images(skdata).items():
+        assert_same_pixels(_ours(rgb, space, op).numpy(), _cv2_recipe(rgb, space, op), f"{space} {op} {name}")
+
+
+@pytest.mark.parametrize("space", list(_SPACE_CODES))
+def test_recipe_under_xla(space):
+    rgb = _images.band(0.4, 0.55)((96, 128, 3))
+    compiled = _xla(lambda x: _ours(x, space, "equalize_hist"))
+    assert_same_pixels(compiled(tf.constant(rgb)).numpy(), _cv2_recipe(rgb, space, "equalize_hist"), space)
+
+
+def test_bad_input_is_refused_by_name():
+    with pytest.raises(TypeError, match="`images` must have dtype uint8 or int32"):
+        _colour.rgb_to_ycrcb(np.zeros((2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="`images` must have 3 channels"):
+        _colour.rgb_to_lab(np.zeros((2, 2, 4), np.uint8))
+    with pytest.raises(ValueError, match="`space` must be one of 'luminance', 'lab'"):
+        _colour.on_lightness("hsv", tf.zeros((2, 2, 3), tf.uint8), lambda p: p)

@@ -1,0 +1,425 @@
+"""Colour spaces for the lightness modes: OpenCV's YCrCb and CIE Lab, bit-exact on uint8.
+
+An op run on the lightness of an RGB image converts to a colour space, runs on
+one plane and converts back; `on_lightness` does that for any `ColourSpace` in
+`SPACES`, so a new mode is a new entry there, not an edit of an op. The
+conversions reproduce `cv2.cvtColor` on uint8 RGB bit for bit (every one of
+the 2**24 inputs, in both directions; `tests/test_colour.py` checks them all),
+with nothing but int32 table lookups (`tf.gather` on constants of at most 4096
+entries), int32 multiplies and adds, arithmetic right shifts, truncating
+divisions and clips at run time. The tables are computed here in NumPy from
+the formulas below, once per process (`_tables`); none is pasted.
+
+Notation: `sat8(v) = clip(v, 0, 255)`; `v >> s` is the arithmetic (floor)
+shift; `descale(v, s) = (v + 2**(s-1)) >> s`; `rne` rounds half to even;
+`f32(...)` rounds to float32 and every float32 operation rounds once.
+
+YCrCb (`COLOR_RGB2YCrCb` / `COLOR_YCrCb2RGB`, uint8, 14 fractional bits):
+
+1. `Y = descale(4899 R + 9617 G + 1868 B, 14)`;
+   `Cr = sat8(descale((R - Y) 11682 + 128 * 2**14, 14))`;
+   `Cb = sat8(descale((B - Y) 9241 + 128 * 2**14, 14))` (`_YCRCB_FORWARD`).
+2. With `cr = Cr - 128` and `cb = Cb - 128`: `R = sat8(Y + descale(22987 cr, 14))`,
+   `G = sat8(Y + descale(-11698 cr - 5636 cb, 14))`,
+   `B = sat8(Y + descale(29049 cb, 14))` (`_YCRCB_INVERSE`).
+
+Lab, uint8 (`COLOR_RGB2Lab`: OpenCV's `RGB2Lab_b` on its `initLabTabs`
+tables; sRGB primaries, D65 white; `L = 255/100 L*`, `a = a* + 128`,
+`b = b* + 128`):
+
+1. Gamma table, 256 entries in `[0, 2040]`: `x = f32(i) / f32(255)`, the sRGB
+   EOTF in double (`_srgb_eotf`: `x / (323/25)` up to `809/20000`, else
+   `((x + 11/200) / (211/200)) ** (12/5)`), rounded to float32, times
+   `f32(2040)` in float32, `rne`.
+2. Matrix `C[k][j] = rne(4096 M[k][j] / D65[k])` with `M = _SRGB_TO_XYZ` and
+   `D65 = _D65`, asserted equal to `_LAB_FORWARD_MATRIX`; then
+   `i_k = (sum_j C[k][j] gamma[c_j] + 2048) >> 12`, in `[0, 2040]`.
+3. f table, 2041 entries: `x = f32(f32(1/2040) i)`; below `f32(216/24389)`
+   `f = f32(x 841/108 + 16/116)` with one rounding (a fused multiply-add of
+   the float32 constants, evaluated exactly with `fractions.Fraction`); from
+   there on `f` is OpenCV's software cube root (`_opencv_cbrt`: the mantissa
+   scaled into `[1/8, 1)`, Turkowski's quartic-over-quartic rational function
+   evaluated in double, the double's mantissa *truncated* to 23 bits; it is
+   not correctly rounded, 1 ulp below `cbrt` on about half the entries).
+   Entry `= rne(f32(32768) f)` in float32 (ties stay even).
+4. `L = sat8((296 fY - 1336934 + 2**14) >> 15)`,
+   `a = sat8((500 (fX - fY) + 128 * 2**15 + 2**14) >> 15)`,
+   `b = sat8((200 (fY - fZ) + 128 * 2**15 + 2**14) >> 15)`.
+
+Lab, uint8, back (`COLOR_Lab2RGB`: `Lab2RGBinteger`, 14 fractional bits):
+
+1. Table of `(y, ify)` per L: for `L <= 20`,
+   `y = rne(f32(180 * 2**14 L) / f32(17 * 29**3))` and
+   `ify = rne(f32(2**14) (f32(16) / f32(116) + f32(5 L) / f32(1479)))`; above,
+   `fy = f32(100 * 2**14 L) / f32(255 * 116) + f32(16 * 2**14) / f32(116)`,
+   `ify = rne(fy)`, `y = rne(fy fy fy / f32(2**28))`, all in float32.
+2. `ifx = ify + ((5 a 53687 + 2**7) >> 13) - 4194`,
+   `ifz = ify - ((b 41943 + 2**4) >> 9) + 10484`.
+3. `v -> trunc(108 v / 841) - 290` (C division, toward zero) for `v <= 3390`,
+   else `((v v) // 2**14) v // 2**14`, for `v` in `ifx` and `ifz` (`x`, `z`).
+4. `C[j][i] = rne(4096 Minv[j][i] D65[i])` with `Minv = _XYZ_TO_SRGB`,
+   asserted equal to `_LAB_INVERSE_MATRIX`;
+   `channel_j = clip(descale(C[j] . (x, y, z), 14), 0, 4095)`.
+5. Inverse gamma table, 4096 entries: `rne(f32(255) f32(oetf(i / 4096)))` with
+   the sRGB OETF in double (`_srgb_oetf`: `x 323/25` up to `7827/2500000`,
+   else `(211/200) x ** (5/12) - 11/200`); the output is `table[channel_j]`.
+
+All int32 intermediates stay below 2**31 (the largest, `((v v) // 2**14) v`
+for `v` up to 26868, is about 1.2e9).
+
+Lab, float32 (`COLOR_RGB2Lab` / `COLOR_Lab2RGB` on float32 RGB in `[0, 1]`,
+`L*` in `[0, 100]`): the textbook formulas in float32 (`_lab_from_rgb_float`,
+`_rgb_from_lab_float`): clip to `[0, 1]`, the sRGB EOTF by `tf.pow`, XYZ over
+the white point, `f(t) = cbrt(t)` above `0.008856` else `7.787 t + 16/116`,
+`L = 116 fY - 16` (or `903.3 Y`), `a = 500 (fX - fY)`, `b = 200 (fY - fZ)`;
+back the same in reverse with the OETF by `tf.pow`. OpenCV's float path does
+not evaluate these formulas directly: RGB2Lab quantizes RGB to 1/16384 and
+interpolates trilinearly in a 33**3 int16 table, and both directions read the
+gamma curves from cubic splines of 1024 knots. These are not reproduced, so
+float32 agrees with OpenCV within `FLOAT_LAB_BOUND` and `FLOAT_RGB_BOUND`
+(max abs difference over all 2**24 uint8 colours / 255, measured with
+OpenCV 5.1), not bit for bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+from collections.abc import Callable
+from fractions import Fraction
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from tf_histeq._options import fail
+
+# RGB -> YCrCb: Y weights and the Cr, Cb scales; YCrCb -> RGB: Cr->R, Cb->G, Cr->G, Cb->B (all / 2**14).
+_YCRCB_SHIFT = 14
+_YCRCB_FORWARD = (4899, 9617, 1868, 11682, 9241)
+_YCRCB_INVERSE = (22987, -5636, -11698, 29049)
+
+# sRGB <-> XYZ matrices and the D65 white point, as OpenCV writes them.
+_SRGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_XYZ_TO_SRGB = ((3.240479, -1.53715, -0.498535), (-0.969256, 1.875991, 0.041556), (0.055648, -0.204043, 1.057311))
+_D65 = (0.950456, 1.0, 1.088754)
+# What the fixed-point matrices must come to (asserted when the tables are built).
+_LAB_FORWARD_MATRIX = ((1777, 1541, 778), (871, 2929, 296), (73, 448, 3575))
+_LAB_INVERSE_MATRIX = ((12615, -6296, -2223), (-3773, 7684, 185), (217, -836, 4715))
+
+_GAMMA_SCALE = 2040  # RGB2Lab_b's linear-light scale (8 * 255)
+_INV_GAMMA_SIZE = 4096  # Lab2RGBinteger's linear-light levels
+_F_SCALE = 15  # f table in Q15
+_LAB_Q = 14  # Lab2RGBinteger's fixed point
+
+# Turkowski's rational approximation of cbrt on [1/8, 1), as the raw doubles of OpenCV's softfloat.cpp:
+# numerator then denominator coefficients, highest power first (the denominator's constant term is 1).
+_CBRT_NUM = (0x4046A09E6653BA70, 0x406808F46C6116E0, 0x405DCA97439CAE14, 0x402ADD70D2827500, 0x3FC4F15F83F55D2D)
+_CBRT_DEN = (0x402D9E20660EDB21, 0x4062FF15C0285815, 0x406510D06A8112CE, 0x4040FECBC9E2C375)
+
+# Measured max |tf_histeq - cv2| of the float32 path over all 2**24 uint8 colours / 255 (see the module docstring).
+FLOAT_LAB_BOUND = 0.5  # measured 0.19 (L*), 0.47 (a*), 0.33 (b*)
+FLOAT_RGB_BOUND = 1e-4  # measured 8.6e-5
+
+_f32 = np.float32
+
+
+def _double(raw: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", raw))[0]
+
+
+def _srgb_eotf(x: float) -> float:
+    """The sRGB EOTF (encoded -> linear) in double, with OpenCV's constants."""
+    if x <= 809 / 20000:
+        return x / (323 / 25)
+    return ((x + 11 / 200) / (1 + 11 / 200)) ** (12 / 5)
+
+
+def _srgb_oetf(x: float) -> float:
+    """The sRGB OETF (linear -> encoded) in double, with OpenCV's constants."""
+    if x <= 7827 / 2500000:
+        return x * (323 / 25)
+    return (1 + 11 / 200) * x ** (1 / (12 / 5)) - 11 / 200
+
+
+def _rne(value) -> int:
+    return int(np.rint(value))
+
+
+def _f32_exact(value: Fraction) -> np.float32:
+    """`value` rounded once to float32 (nearest, ties to even), without a detour through double."""
+    guess = _f32(float(value))
+    candidates = (np.nextafter(guess, _f32(-np.inf)), guess, np.nextafter(guess, _f32(np.inf)))
+
+    def key(c):
+        return abs(Fraction(float(c)) - value), int(c.view(np.uint32)) & 1
+
+    return min(candidates, key=key)
+
+
+def _opencv_cbrt(x: np.float32) -> np.float32:
+    """OpenCV's softfloat `cbrt` of a positive normal float32 (`f32_cbrt` in modules/core/src/softfloat.cpp)."""
+    bits = int(np.asarray(x, _f32).view(np.uint32))
+    exponent = ((bits >> 23) & 0xFF) - 127
+    shift = int(math.fmod(exponent, 3))  # C's %, toward zero
+    shift -= 3 if shift >= 0 else 0  # in {-3, -2, -1}: the mantissa goes to [1/8, 1)
+    root_exponent = int((exponent - shift) / 3) - 1
+    fraction = struct.unpack("<d", struct.pack("<Q", ((shift + 1023) << 52) | ((bits & 0x7FFFFF) << 29)))[0]
+    num, den = 0.0, 0.0
+    for raw in _CBRT_NUM:
+        num = num * fraction + _double(raw)
+    for raw in _CBRT_DEN:
+        den = den * fraction + _double(raw)
+    root = num / (den * fraction + 1.0)  # in [1/2, 1): its mantissa bits become the result's
+    mantissa = (struct.unpack("<Q", struct.pack("<d", root))[0] & ((1 << 52) - 1)) >> 29  # truncated, not rounded
+    return np.array(((root_exponent + 127) << 23) | mantissa, np.uint32).view(_f32)
+
+
+class _Tables(NamedTuple):
+    gamma: np.ndarray  # (256,) sRGB -> linear, 0..2040
+    f: np.ndarray  # (2041,) Q15 Lab f(t) of t = i / 2040
+    y: np.ndarray  # (256,) Q14 Y of an 8-bit L
+    ify: np.ndarray  # (256,) Q14 f(Y) of an 8-bit L
+    inv_gamma: np.ndarray  # (4096,) linear -> sRGB uint8
+    forward: np.ndarray  # (3, 3) Q12 RGB -> XYZ / white
+    inverse: np.ndarray  # (3, 3) Q12 XYZ * white -> RGB
+
+
+@functools.cache
+def _tables() -> _Tables:
+    """OpenCV's 8-bit Lab tables, computed from their formulas (the module docstring's steps)."""
+    gamma = [_rne(_f32(_srgb_eotf(float(_f32(i) / _f32(255)))) * _f32(_GAMMA_SCALE)) for i in range(256)]
+    forward = [[_rne(4096 * _SRGB_TO_XYZ[k][j] / _D65[k]) for j in range(3)] for k in range(3)]
+    inverse = [[_rne(4096 * _XYZ_TO_SRGB[j][i] * _D65[i]) for i in range(3)] for j in range(3)]
+    assert tuple(map(tuple, forward)) == _LAB_FORWARD_MATRIX, forward
+    assert tuple(map(tuple, inverse)) == _LAB_INVERSE_MATRIX, inverse
+
+    step, threshold = _f32(1.0 / _GAMMA_SCALE), _f32(216 / 24389)
+    slope, offset = _f32_exact(Fraction(841, 108)), _f32_exact(Fraction(16, 116))
+    f = []
+    for i in range(_GAMMA_SCALE + 1):
+        x = _f32(step * _f32(i))
+        if x < threshold:
+            value = _f32_exact(Fraction(float(x)) * Fraction(float(slope)) + Fraction(float(offset)))
+        else:
+            value = _opencv_cbrt(x)
+        f.append(_rne(_f32(_f32(1 << _F_SCALE) * value)))
+
+    y, ify = [], []
+    q = 1 << _LAB_Q
+    for lightness in range(256):
+        if lightness <= 20:
+            y.append(_rne(_f32(lightness * q * 180) / _f32(17 * 29**3)))
+            ify.append(_rne(_f32(q) * (_f32(16) / _f32(116) + _f32(5 * lightness) / _f32(3 * 17 * 29))))
+        else:
+            fy = _f32(lightness * 100 * q) / _f32(255 * 116) + _f32(16 * q) / _f32(116)
+            ify.append(_rne(fy))
+            y.append(_rne(fy * fy * fy / _f32(2**28)))
+
+    inv_gamma = [_rne(_f32(255) * _f32(_srgb_oetf(i / _INV_GAMMA_SIZE))) for i in range(_INV_GAMMA_SIZE)]
+    as_int = functools.partial(np.asarray, dtype=np.int32)
+    return _Tables(*map(as_int, (gamma, f, y, ify, inv_gamma, forward, inverse)))
+
+
+# ---------------------------------------------------------------------------------------------- TensorFlow
+
+
+def _check(images, name: str, *, floats: bool) -> tf.Tensor:
+    images = tf.convert_to_tensor(images)
+    allowed = (tf.uint8, tf.int32, tf.float32) if floats else (tf.uint8, tf.int32)
+    if images.dtype not in allowed:
+        fail(TypeError, name, "have dtype " + " or ".join(d.name for d in allowed), images.dtype.name)
+    if images.shape.rank is None or images.shape.rank < 1 or images.shape[-1] != 3:
+        fail(ValueError, name, "have 3 channels in its last axis", images.shape)
+    return images
+
+
+def _levels(images: tf.Tensor) -> list[tf.Tensor]:
+    """The three channels as int32 in [0, 255]."""
+    levels = tf.clip_by_value(tf.cast(images, tf.int32), 0, 255)
+    return tf.unstack(levels, axis=-1)
+
+
+def _back(channels: list[tf.Tensor], dtype: tf.DType) -> tf.Tensor:
+    return tf.cast(tf.stack(channels, axis=-1), dtype)
+
+
+def _descale(value: tf.Tensor, shift: int) -> tf.Tensor:
+    return tf.bitwise.right_shift(value + (1 << (shift - 1)), shift)
+
+
+def _sat8(value: tf.Tensor) -> tf.Tensor:
+    return tf.clip_by_value(value, 0, 255)
+
+
+def rgb_to_ycrcb(images) -> tf.Tensor:
+    """RGB -> YCrCb exactly as `cv2.cvtColor(COLOR_RGB2YCrCb)` on uint8 (int32 taken as levels 0..255).
+
+    Args:
+        images: uint8 or int32 tensor `(..., 3)`, RGB.
+
+    Returns:
+        A tensor of the input's dtype and shape: Y, Cr, Cb.
+    """
+    images = _check(images, "images", floats=False)
+    r, g, b = _levels(images)
+    wr, wg, wb, scale_cr, scale_cb = _YCRCB_FORWARD
+    half = 128 << _YCRCB_SHIFT
+    y = _descale(wr * r + wg * g + wb * b, _YCRCB_SHIFT)
+    cr = _sat8(_descale((r - y) * scale_cr + half, _YCRCB_SHIFT))
+    cb = _sat8(_descale((b - y) * scale_cb + half, _YCRCB_SHIFT))
+    return _back([y, cr, cb], images.dtype)
+
+
+def ycrcb_to_rgb(images) -> tf.Tensor:
+    """YCrCb -> RGB exactly as `cv2.cvtColor(COLOR_YCrCb2RGB)` on uint8 (int32 taken as levels 0..255).
+
+    Args:
+        images: uint8 or int32 tensor `(..., 3)`: Y, Cr, Cb.
+
+    Returns:
+        A tensor of the input's dtype and shape, RGB.
+    """
+    images = _check(images, "images", floats=False)
+    y, cr, cb = _levels(images)
+    cr, cb = cr - 128, cb - 128
+    cr_r, cb_g, cr_g, cb_b = _YCRCB_INVERSE
+    r = _sat8(y + _descale(cr_r * cr, _YCRCB_SHIFT))
+    g = _sat8(y + _descale(cb_g * cb + cr_g * cr, _YCRCB_SHIFT))
+    b = _sat8(y + _descale(cb_b * cb, _YCRCB_SHIFT))
+    return _back([r, g, b], images.dtype)
+
+
+def _dot(row, x, y, z) -> tf.Tensor:
+    return int(row[0]) * x + int(row[1]) * y + int(row[2]) * z
+
+
+def rgb_to_lab(images) -> tf.Tensor:
+    """RGB -> CIE Lab as `cv2.cvtColor(COLOR_RGB2Lab)`: bit-exact on uint8, within `FLOAT_LAB_BOUND` on float32.
+
+    Args:
+        images: tensor `(..., 3)`, RGB: uint8 (int32 taken as levels 0..255),
+            or float32 in `[0, 1]` (clipped).
+
+    Returns:
+        A tensor of the input's dtype and shape: 8-bit `(255/100 L*, a* + 128,
+        b* + 128)` for integers, `(L*, a*, b*)` for float32.
+    """
+    images = _check(images, "images", floats=True)
+    if images.dtype == tf.float32:
+        return _lab_from_rgb_float(images)
+    tables = _tables()
+    gamma, f = tf.constant(tables.gamma), tf.constant(tables.f)
+    linear = [tf.gather(gamma, c) for c in _levels(images)]
+    fx, fy, fz = (tf.gather(f, tf.bitwise.right_shift(_dot(row, *linear) + 2048, 12)) for row in tables.forward)
+    half = (128 << _F_SCALE) + (1 << (_F_SCALE - 1))
+    lightness = _sat8(tf.bitwise.right_shift(296 * fy - 1336934 + (1 << (_F_SCALE - 1)), _F_SCALE))
+    a = _sat8(tf.bitwise.right_shift(500 * (fx - fy) + half, _F_SCALE))
+    b = _sat8(tf.bitwise.right_shift(200 * (fy - fz) + half, _F_SCALE))
+    return _back([lightness, a, b], images.dtype)
+
+
+def _ab_to_xz(v: tf.Tensor) -> tf.Tensor:
+    linear = tf.truncatediv(v * 108, 841) - 290  # C's division: toward zero, v may be negative
+    cube = tf.bitwise.right_shift(tf.bitwise.right_shift(v * v, _LAB_Q) * v, _LAB_Q)  # v > 3390 here
+    return tf.where(v <= 3390, linear, cube)
+
+
+def lab_to_rgb(images) -> tf.Tensor:
+    """CIE Lab -> RGB as `cv2.cvtColor(COLOR_Lab2RGB)`: bit-exact on uint8, within `FLOAT_RGB_BOUND` on float32.
+
+    Args:
+        images: tensor `(..., 3)` in `rgb_to_lab`'s encoding of its dtype.
+
+    Returns:
+        A tensor of the input's dtype and shape, RGB (float32 in `[0, 1]`).
+    """
+    images = _check(images, "images", floats=True)
+    if images.dtype == tf.float32:
+        return _rgb_from_lab_float(images)
+    tables = _tables()
+    lightness, a, b = _levels(images)
+    y = tf.gather(tf.constant(tables.y), lightness)
+    ify = tf.gather(tf.constant(tables.ify), lightness)
+    x = _ab_to_xz(ify + tf.bitwise.right_shift(5 * a * 53687 + (1 << 7), 13) - 4194)
+    z = _ab_to_xz(ify - tf.bitwise.right_shift(b * 41943 + (1 << 4), 9) + 10484)
+    inv_gamma = tf.constant(tables.inv_gamma)
+    channels = [
+        tf.gather(inv_gamma, tf.clip_by_value(_descale(_dot(row, x, y, z), _LAB_Q), 0, _INV_GAMMA_SIZE - 1))
+        for row in tables.inverse
+    ]
+    return _back(channels, images.dtype)
+
+
+def _lab_f(t: tf.Tensor) -> tf.Tensor:
+    # tf.pow of the clamped value keeps NaN out of the branch tf.where drops.
+    return tf.where(t > 0.008856, tf.pow(tf.maximum(t, 0.008856), 1 / 3), 7.787 * t + 16 / 116)
+
+
+def _lab_from_rgb_float(images: tf.Tensor) -> tf.Tensor:
+    rgb = tf.clip_by_value(images, 0.0, 1.0)
+    linear = tf.where(rgb <= 0.04045, rgb / 12.92, tf.pow((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4))
+    matrix = np.asarray(_SRGB_TO_XYZ) / np.asarray(_D65)[:, None]
+    xyz = tf.unstack(tf.tensordot(linear, tf.constant(matrix.T, tf.float32), axes=1), axis=-1)
+    fx, fy, fz = (_lab_f(t) for t in xyz)
+    lightness = tf.where(xyz[1] > 0.008856, 116 * fy - 16, 903.3 * xyz[1])
+    return tf.stack([lightness, 500 * (fx - fy), 200 * (fy - fz)], axis=-1)
+
+
+def _rgb_from_lab_float(images: tf.Tensor) -> tf.Tensor:
+    lightness, a, b = tf.unstack(images, axis=-1)
+    low = lightness <= 8
+    y = tf.where(low, lightness / 903.3, tf.pow((lightness + 16) / 116, 3))
+    fy = tf.where(low, 7.787 * y + 16 / 116, (lightness + 16) / 116)
+
+    def inverse_f(t):
+        return tf.where(t <= 6 / 29, (t - 16 / 116) / 7.787, t * t * t)
+
+    xyz = tf.stack([inverse_f(a / 500 + fy), y, inverse_f(fy - b / 200)], axis=-1)
+    matrix = np.asarray(_XYZ_TO_SRGB) * np.asarray(_D65)[None, :]
+    rgb = tf.clip_by_value(tf.tensordot(xyz, tf.constant(matrix.T, tf.float32), axes=1), 0.0, 1.0)
+    high = tf.pow(tf.maximum(rgb, 0.0031308), 1 / 2.4)
+    return tf.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * high - 0.055)
+
+
+# --------------------------------------------------------------------------------------- the colour modes
+
+
+class ColourSpace(NamedTuple):
+    """A lightness mode: RGB -> space, the plane an op runs on, space -> RGB."""
+
+    name: str
+    forward: Callable[[tf.Tensor], tf.Tensor]
+    inverse: Callable[[tf.Tensor], tf.Tensor]
+    plane: int
+
+
+SPACES = {
+    "luminance": ColourSpace("luminance", rgb_to_ycrcb, ycrcb_to_rgb, 0),
+    "lab": ColourSpace("lab", rgb_to_lab, lab_to_rgb, 0),
+}
+
+
+def on_lightness(space: str, levels: tf.Tensor, op: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+    """Run `op` on the lightness plane of RGB `levels` in colour space `space`, as OpenCV users do.
+
+    `cv2.cvtColor(RGB2<space>)`, `op` on one plane, `cv2.cvtColor(<space>2RGB)`,
+    bit for bit on uint8 levels.
+
+    Args:
+        space: a key of `SPACES`.
+        levels: uint8 or int32 `(..., 3)` RGB levels in `[0, 255]`.
+        op: maps int32 levels `(..., 1)` in `[0, 255]` to int32 levels of the
+            same shape (a kernel on one plane).
+
+    Returns:
+        RGB levels of `levels`' dtype and shape.
+    """
+    if space not in SPACES:
+        fail(ValueError, "space", "be one of " + ", ".join(map(repr, SPACES)), space)
+    colour = SPACES[space]
+    converted = colour.forward(levels)
+    planes = tf.unstack(tf.cast(converted, tf.int32), axis=-1)
+    planes[colour.plane] = tf.squeeze(op(tf.expand_dims(planes[colour.plane], -1)), -1)
+    return colour.inverse(tf.cast(tf.stack(planes, axis=-1), levels.dtype))
