@@ -3,12 +3,14 @@
 An op run on the lightness of an RGB image converts to a colour space, runs on
 one plane and converts back; `on_lightness` does that for any `ColourSpace` in
 `SPACES`, so a new mode is a new entry there, not an edit of an op. The
-conversions reproduce `cv2.cvtColor` on uint8 RGB bit for bit (every one of
-the 2**24 inputs, in both directions; `tests/test_colour.py` checks them all),
-with nothing but int32 table lookups (`tf.gather` on constants of at most 4096
-entries), int32 multiplies and adds, arithmetic right shifts, truncating
-divisions and clips at run time. The tables are computed here in NumPy from
-the formulas below, once per process (`_tables`); none is pasted.
+conversions reproduce `cv2.cvtColor` on uint8 bit for bit (every one of the
+2**24 inputs, in both directions; `tests/test_colour.py` checks them all), and
+float32 RGB -> Lab too; float32 Lab -> RGB is within `FLOAT_RGB_BOUND`. The
+integer paths use nothing but int32 table lookups (`tf.gather` on constants of
+at most 35937 rows), int32 multiplies and adds, arithmetic right shifts,
+truncating divisions and clips at run time. The tables are computed here in
+NumPy from the formulas below, once per process (`_tables`, `_lab_lut`); none
+is pasted.
 
 Notation: `sat8(v) = clip(v, 0, 255)`; `v >> s` is the arithmetic (floor)
 shift; `descale(v, s) = (v + 2**(s-1)) >> s`; `rne` rounds half to even;
@@ -67,24 +69,37 @@ Lab, uint8, back (`COLOR_Lab2RGB`: `Lab2RGBinteger`, 14 fractional bits):
 All int32 intermediates stay below 2**31 (the largest, `((v v) // 2**14) v`
 for `v` up to 26868, is about 1.2e9).
 
-Lab, float32 (`COLOR_RGB2Lab` / `COLOR_Lab2RGB` on float32 RGB in `[0, 1]`,
-`L*` in `[0, 100]`): the textbook formulas in float32 (`_lab_from_rgb_float`,
-`_rgb_from_lab_float`): clip to `[0, 1]`, the sRGB EOTF by `tf.pow`, XYZ over
-the white point, `f(t) = cbrt(t)` above `0.008856` else `7.787 t + 16/116`,
-`L = 116 fY - 16` (or `903.3 Y`), `a = 500 (fX - fY)`, `b = 200 (fY - fZ)`;
-back the same in reverse with the OETF by `tf.pow`. OpenCV's float path does
-not evaluate these formulas directly: RGB2Lab quantizes RGB to 1/16384 and
-interpolates trilinearly in a 33**3 int16 table, and both directions read the
-gamma curves from cubic splines of 1024 knots. These are not reproduced, so
-float32 agrees with OpenCV within `FLOAT_LAB_BOUND` and `FLOAT_RGB_BOUND`
-(max abs difference over all 2**24 uint8 colours / 255, measured with
-OpenCV 5.1), not bit for bit.
+Lab, float32 (`COLOR_RGB2Lab` on float32 RGB in `[0, 1]`, bit-exact; `L*` in
+`[0, 100]`): OpenCV interpolates in a grid instead of evaluating the formulas
+(`RGB2Lab_f` with `enableRGB2LabInterpolation`), and so does `rgb_to_lab`:
+
+1. The grid (`_lab_lut`): 33**3 colours `(R, G, B) / 32`, each through the
+   EOTF in double rounded to float32, `XYZ = (M / D65) RGB` in float32 with
+   the matrix rounded to float32 (one rounding per multiply and per add), f
+   as above (`_opencv_cbrt` above `f32(216/24389)`, else the fused
+   multiply-add), `L = 116 fY - 16` (or `f32(24389) / f32(27) Y`),
+   `a = 500 (fX - fY)`, `b = 200 (fY - fZ)`, stored as
+   `rne(2**14 L / 100)`, `rne(2**14 (a + 128) / 256)`, `rne(2**14 (b + 128) / 256)`.
+2. Per pixel: `c = rne(2**14 clip(channel, 0, 1))`; cell `c >> 9`, weight
+   `w = (c >> 5) & 15`; trilinear over the cell's 8 corners (the upper corner
+   clamped to 32) with integer weights `w` / `16 - w` per axis;
+   `descale(sum, 12)`.
+3. `L* = f32(iL) * (100 / 2**14)`, `a* = f32(ia) * (256 / 2**14) - 128`, same for `b*`.
+
+Lab, float32, back (`COLOR_Lab2RGB` on float32): the textbook formulas in
+float32 (`_rgb_from_lab_float`): `fy = (L* + 16) / 116` (or `L* / 903.3` below
+8), `x = f^-1(a* / 500 + fy)`, `z = f^-1(fy - b* / 200)` with `f^-1(t) = t**3`
+above `6/29` else `(t - 16/116) / 7.787`, RGB `= (Minv D65) XYZ` clipped to
+`[0, 1]`, then the sRGB OETF by `tf.pow`. OpenCV reads the OETF from a cubic
+spline of 1024 knots and orders its float32 operations differently in its
+SIMD and scalar loops; those are not reproduced, so RGB agrees with OpenCV
+within `FLOAT_RGB_BOUND` (max abs difference 8.6e-5 measured with OpenCV 5.1
+on the Lab of all 2**24 uint8 colours), not bit for bit.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 import struct
 from collections.abc import Callable
 from fractions import Fraction
@@ -118,9 +133,8 @@ _LAB_Q = 14  # Lab2RGBinteger's fixed point
 _CBRT_NUM = (0x4046A09E6653BA70, 0x406808F46C6116E0, 0x405DCA97439CAE14, 0x402ADD70D2827500, 0x3FC4F15F83F55D2D)
 _CBRT_DEN = (0x402D9E20660EDB21, 0x4062FF15C0285815, 0x406510D06A8112CE, 0x4040FECBC9E2C375)
 
-# Measured max |tf_histeq - cv2| of the float32 path over all 2**24 uint8 colours / 255 (see the module docstring).
-FLOAT_LAB_BOUND = 0.5  # measured 0.19 (L*), 0.47 (a*), 0.33 (b*)
-FLOAT_RGB_BOUND = 1e-4  # measured 8.6e-5
+# Max |lab_to_rgb - cv2| on float32 (measured 8.6e-5 with OpenCV 5.1 over the Lab of all 2**24 uint8 colours).
+FLOAT_RGB_BOUND = 1e-4
 
 _f32 = np.float32
 
@@ -158,22 +172,27 @@ def _f32_exact(value: Fraction) -> np.float32:
     return min(candidates, key=key)
 
 
-def _opencv_cbrt(x: np.float32) -> np.float32:
-    """OpenCV's softfloat `cbrt` of a positive normal float32 (`f32_cbrt` in modules/core/src/softfloat.cpp)."""
-    bits = int(np.asarray(x, _f32).view(np.uint32))
+def _mul_add(x: np.float32, y: np.float32, z: np.float32) -> np.float32:
+    """`x y + z` with one rounding to float32 (softfloat's `mulAdd`)."""
+    return _f32_exact(Fraction(float(x)) * Fraction(float(y)) + Fraction(float(z)))
+
+
+def _opencv_cbrt(x) -> np.ndarray:
+    """OpenCV's softfloat `cbrt` of positive normal float32s (`f32_cbrt` in modules/core/src/softfloat.cpp)."""
+    bits = np.asarray(x, _f32).view(np.uint32).astype(np.int64)
     exponent = ((bits >> 23) & 0xFF) - 127
-    shift = int(math.fmod(exponent, 3))  # C's %, toward zero
-    shift -= 3 if shift >= 0 else 0  # in {-3, -2, -1}: the mantissa goes to [1/8, 1)
-    root_exponent = int((exponent - shift) / 3) - 1
-    fraction = struct.unpack("<d", struct.pack("<Q", ((shift + 1023) << 52) | ((bits & 0x7FFFFF) << 29)))[0]
-    num, den = 0.0, 0.0
-    for raw in _CBRT_NUM:
+    shift = np.fmod(exponent, 3)  # C's %, toward zero
+    shift = np.where(shift >= 0, shift - 3, shift)  # in {-3, -2, -1}: the mantissa goes to [1/8, 1)
+    root_exponent = np.trunc((exponent - shift) / 3).astype(np.int64) - 1
+    fraction = (((shift + 1023) << 52) | ((bits & 0x7FFFFF) << 29)).astype(np.uint64).view(np.float64)
+    num, den = np.zeros_like(fraction), np.zeros_like(fraction)
+    for raw in _CBRT_NUM:  # Horner in double, one rounding per operation (NumPy does not fuse)
         num = num * fraction + _double(raw)
     for raw in _CBRT_DEN:
         den = den * fraction + _double(raw)
     root = num / (den * fraction + 1.0)  # in [1/2, 1): its mantissa bits become the result's
-    mantissa = (struct.unpack("<Q", struct.pack("<d", root))[0] & ((1 << 52) - 1)) >> 29  # truncated, not rounded
-    return np.array(((root_exponent + 127) << 23) | mantissa, np.uint32).view(_f32)
+    mantissa = (root.view(np.uint64) & np.uint64((1 << 52) - 1)) >> np.uint64(29)  # truncated, not rounded
+    return (((root_exponent + 127) << 23).astype(np.uint64) | mantissa).astype(np.uint32).view(_f32)
 
 
 class _Tables(NamedTuple):
@@ -197,14 +216,11 @@ def _tables() -> _Tables:
 
     step, threshold = _f32(1.0 / _GAMMA_SCALE), _f32(216 / 24389)
     slope, offset = _f32_exact(Fraction(841, 108)), _f32_exact(Fraction(16, 116))
-    f = []
-    for i in range(_GAMMA_SCALE + 1):
-        x = _f32(step * _f32(i))
-        if x < threshold:
-            value = _f32_exact(Fraction(float(x)) * Fraction(float(slope)) + Fraction(float(offset)))
-        else:
-            value = _opencv_cbrt(x)
-        f.append(_rne(_f32(_f32(1 << _F_SCALE) * value)))
+    x = step * np.arange(_GAMMA_SCALE + 1, dtype=_f32)
+    f = _opencv_cbrt(np.maximum(x, threshold))
+    for i in np.flatnonzero(x < threshold):
+        f[i] = _mul_add(x[i], slope, offset)
+    f = np.rint(_f32(1 << _F_SCALE) * f)
 
     y, ify = [], []
     q = 1 << _LAB_Q
@@ -220,6 +236,44 @@ def _tables() -> _Tables:
     inv_gamma = [_rne(_f32(255) * _f32(_srgb_oetf(i / _INV_GAMMA_SIZE))) for i in range(_INV_GAMMA_SIZE)]
     as_int = functools.partial(np.asarray, dtype=np.int32)
     return _Tables(*map(as_int, (gamma, f, y, ify, inv_gamma, forward, inverse)))
+
+
+_LUT_DIM = 33  # grid points per axis of OpenCV's float RGB -> Lab table (32 cells)
+_LUT_BASE = 14  # its RGB and Lab fixed point: 1 = 2**14
+
+
+@functools.cache
+def _lab_lut() -> np.ndarray:
+    """OpenCV's float RGB -> Lab grid (`RGB2LabLUT_s16`): `(33**3, 3)` Q14 `(L/100, (a+128)/256, (b+128)/256)`.
+
+    Row `blue + 33 green + 33**2 red` holds the colour `(red, green, blue) / 32`,
+    computed as OpenCV does in softfloat: float32 gamma of the double EOTF, the
+    white-scaled matrix in float32 (no fused operations), f by `_opencv_cbrt` or
+    a fused multiply-add, then `rne(2**14 L / 100)` and `rne(2**14 (a + 128) / 256)`.
+    """
+    linear = np.array([_f32(_srgb_eotf(p / (_LUT_DIM - 1))) for p in range(_LUT_DIM)], _f32)
+    blue, green, red = (linear[axis.ravel()] for axis in np.indices((_LUT_DIM,) * 3)[::-1])
+    threshold = _f32_exact(Fraction(216, 24389))
+    slope, offset = _f32_exact(Fraction(841, 108)), _f32_exact(Fraction(16, 116))
+
+    def f(t):
+        out = _opencv_cbrt(np.maximum(t, threshold))
+        for i in np.flatnonzero(t <= threshold):
+            out[i] = _mul_add(t[i], slope, offset)
+        return out
+
+    xyz = []
+    for row in range(3):
+        scale = 1.0 / _D65[row]
+        coeffs = [_f32(_SRGB_TO_XYZ[row][j] * scale) for j in range(3)]
+        xyz.append(blue * coeffs[2] + green * coeffs[1] + red * coeffs[0])
+    fx, fy, fz = map(f, xyz)
+    kappa = _f32(24389) / _f32(27)
+    lightness = np.where(xyz[1] > threshold, _f32(116) * fy - _f32(16), kappa * xyz[1])
+    a, b = _f32(500) * (fx - fy), _f32(200) * (fy - fz)
+    base = _f32(1 << _LUT_BASE)
+    columns = (base * lightness / _f32(100), base * (a + _f32(128)) / _f32(256), base * (b + _f32(128)) / _f32(256))
+    return np.rint(np.stack(columns, axis=-1)).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------------------- TensorFlow
@@ -296,7 +350,7 @@ def _dot(row, x, y, z) -> tf.Tensor:
 
 
 def rgb_to_lab(images) -> tf.Tensor:
-    """RGB -> CIE Lab as `cv2.cvtColor(COLOR_RGB2Lab)`: bit-exact on uint8, within `FLOAT_LAB_BOUND` on float32.
+    """RGB -> CIE Lab exactly as `cv2.cvtColor(COLOR_RGB2Lab)` on uint8 and on float32.
 
     Args:
         images: tensor `(..., 3)`, RGB: uint8 (int32 taken as levels 0..255),
@@ -352,19 +406,25 @@ def lab_to_rgb(images) -> tf.Tensor:
     return _back(channels, images.dtype)
 
 
-def _lab_f(t: tf.Tensor) -> tf.Tensor:
-    # tf.pow of the clamped value keeps NaN out of the branch tf.where drops.
-    return tf.where(t > 0.008856, tf.pow(tf.maximum(t, 0.008856), 1 / 3), 7.787 * t + 16 / 116)
-
-
 def _lab_from_rgb_float(images: tf.Tensor) -> tf.Tensor:
-    rgb = tf.clip_by_value(images, 0.0, 1.0)
-    linear = tf.where(rgb <= 0.04045, rgb / 12.92, tf.pow((tf.maximum(rgb, 0.04045) + 0.055) / 1.055, 2.4))
-    matrix = np.asarray(_SRGB_TO_XYZ) / np.asarray(_D65)[:, None]
-    xyz = tf.unstack(tf.tensordot(linear, tf.constant(matrix.T, tf.float32), axes=1), axis=-1)
-    fx, fy, fz = (_lab_f(t) for t in xyz)
-    lightness = tf.where(xyz[1] > 0.008856, 116 * fy - 16, 903.3 * xyz[1])
-    return tf.stack([lightness, 500 * (fx - fy), 200 * (fy - fz)], axis=-1)
+    lut = tf.constant(_lab_lut())
+    cells = _LUT_BASE - 5  # 32 cells: the top 5 bits of a Q14 level pick the cell, the next 4 its weight
+    levels = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * (1 << _LUT_BASE)), tf.int32)
+    red, green, blue = tf.unstack(levels, axis=-1)
+    corners = [tf.bitwise.right_shift(c, cells) for c in (blue, green, red)]
+    fractions = [tf.bitwise.bitwise_and(tf.bitwise.right_shift(c, cells - 4), 15) for c in (blue, green, red)]
+    total = 0
+    for step in range(8):
+        offsets = ((step >> 2) & 1, (step >> 1) & 1, step & 1)
+        index, weight = 0, 1
+        for axis, (corner, fraction, offset) in enumerate(zip(corners, fractions, offsets, strict=True)):
+            index += tf.minimum(corner + offset, _LUT_DIM - 1) * _LUT_DIM**axis
+            weight *= fraction if offset else 16 - fraction
+        total += tf.gather(lut, index) * tf.expand_dims(weight, -1)
+    lab = tf.cast(_descale(total, 12), tf.float32)
+    return lab * tf.constant([100 / (1 << _LUT_BASE), 256 / (1 << _LUT_BASE), 256 / (1 << _LUT_BASE)]) - tf.constant(
+        [0.0, 128.0, 128.0]
+    )
 
 
 def _rgb_from_lab_float(images: tf.Tensor) -> tf.Tensor:
