@@ -3,9 +3,9 @@
 An op run on the lightness of an RGB image converts to a colour space, runs on
 one plane and converts back; `on_lightness` does that for any `ColourSpace` in
 `SPACES`, so a new mode is a new entry there, not an edit of an op. The
-conversions reproduce `cv2.cvtColor` on uint8 bit for bit (every one of the
-2**24 inputs, in both directions; `tests/test_colour.py` checks them all), and
-float32 RGB -> Lab too; float32 Lab -> RGB is within `FLOAT_RGB_BOUND`. The
+conversions reproduce `cv2.cvtColor` bit for bit: on uint8 every one of the
+2**24 inputs in both directions (`tests/test_colour.py` checks them all), on
+float32 RGB -> Lab always and Lab -> RGB except under XLA (see the end). The
 integer paths use nothing but int32 table lookups (`tf.gather` on constants of
 at most 35937 rows), int32 multiplies and adds, arithmetic right shifts,
 truncating divisions and clips at run time. The tables are computed here in
@@ -86,15 +86,35 @@ Lab, float32 (`COLOR_RGB2Lab` on float32 RGB in `[0, 1]`, bit-exact; `L*` in
    `descale(sum, 12)`.
 3. `L* = f32(iL) * (100 / 2**14)`, `a* = f32(ia) * (256 / 2**14) - 128`, same for `b*`.
 
-Lab, float32, back (`COLOR_Lab2RGB` on float32): the textbook formulas in
-float32 (`_rgb_from_lab_float`): `fy = (L* + 16) / 116` (or `L* / 903.3` below
-8), `x = f^-1(a* / 500 + fy)`, `z = f^-1(fy - b* / 200)` with `f^-1(t) = t**3`
-above `6/29` else `(t - 16/116) / 7.787`, RGB `= (Minv D65) XYZ` clipped to
-`[0, 1]`, then the sRGB OETF by `tf.pow`. OpenCV reads the OETF from a cubic
-spline of 1024 knots and orders its float32 operations differently in its
-SIMD and scalar loops; those are not reproduced, so RGB agrees with OpenCV
-within `FLOAT_RGB_BOUND` (max abs difference 8.6e-5 measured with OpenCV 5.1
-on the Lab of all 2**24 uint8 colours), not bit for bit.
+Lab, float32, back (`COLOR_Lab2RGB` on float32, `Lab2RGBfloat`), bit-exact
+eagerly and in `tf.function`:
+
+1. OpenCV converts row by row, 8 pixels at a time with SIMD and the last
+   `width % 8` pixels of each row with scalar code, and the two round
+   differently, so `lab_to_rgb` computes both (`_lab_to_linear`) and picks by
+   column. SIMD: `y = L* * f32(1/903.3)` and `fy = 7.787 y + 16/116` for
+   `L* <= 8`, else `fy = (L* + 16) * f32(1/116)`, `y = fy fy fy`;
+   `fx = a* * f32(1/500) + fy`, `fz = b* * f32(-1/200) + fy`;
+   `f^-1(t) = (t - 16/116) * f32(1/7.787)` for `t <= f32(6/29)`, else `t t t`;
+   `R = C0 x + (C1 y + C2 z)`. Scalar: the same with divisions by `903.3`,
+   `116`, `500`, `200`, `7.787` and `R = (C0 x + C1 y) + C2 z`. Every
+   operation is a float32 operation rounded once (OpenCV's baseline SSE has no
+   fused multiply-add); `C = f32(Minv D65)` rounded from double
+   (`_FLOAT_INVERSE_MATRIX`).
+2. Clip to `[0, 1]`, then OpenCV's sRGB OETF spline (`_inverse_gamma_spline`:
+   1024 cubic pieces solved in float32 from the knots `f32(oetf(i / 1024))`):
+   `x = 1024 v`, piece `i = clip(int(x), 0, 1023)`, `t = x - i`,
+   `((d t + c) t + b) t + a`.
+
+Grappler would rewrite a division by a constant into a product with its
+reciprocal and a sum of three terms into one `AddN`; the divisions are written
+as `tf.math.divide_no_nan` and the sums as subtractions of negated products
+(exact rewrites) so that the graph keeps OpenCV's rounding. XLA does not keep
+it: it fuses products and sums into fused multiply-adds and divisions by
+constants into products, so compiled, float32 Lab -> RGB agrees with OpenCV
+within `XLA_FLOAT_RGB_BOUND` (max abs difference 9.4e-6, measured on CPU with
+OpenCV 5.1 over the Lab of all 2**24 uint8 colours / 255). RGB -> Lab is
+exact compiled too: its float operations are exact or rounded once.
 """
 
 from __future__ import annotations
@@ -133,8 +153,8 @@ _LAB_Q = 14  # Lab2RGBinteger's fixed point
 _CBRT_NUM = (0x4046A09E6653BA70, 0x406808F46C6116E0, 0x405DCA97439CAE14, 0x402ADD70D2827500, 0x3FC4F15F83F55D2D)
 _CBRT_DEN = (0x402D9E20660EDB21, 0x4062FF15C0285815, 0x406510D06A8112CE, 0x4040FECBC9E2C375)
 
-# Max |lab_to_rgb - cv2| on float32 (measured 8.6e-5 with OpenCV 5.1 over the Lab of all 2**24 uint8 colours).
-FLOAT_RGB_BOUND = 1e-4
+# Max |lab_to_rgb - cv2| on float32 under XLA (measured 9.4e-6 on CPU over the Lab of all 2**24 uint8 colours).
+XLA_FLOAT_RGB_BOUND = 1e-5
 
 _f32 = np.float32
 
@@ -276,6 +296,55 @@ def _lab_lut() -> np.ndarray:
     return np.rint(np.stack(columns, axis=-1)).astype(np.int32)
 
 
+_GAMMA_KNOTS = 1024  # OpenCV's float gamma splines: 1024 cubic pieces on [0, 1]
+
+
+@functools.cache
+def _inverse_gamma_spline() -> np.ndarray:
+    """OpenCV's `sRGBInvGammaTab`: `(1024, 4)` float32 cubic coefficients of the sRGB OETF (`splineBuild`).
+
+    The knots are `f32(oetf(i / 1024))`, i = 0..1024; a natural cubic spline
+    solved in float32 (every operation rounded once), coefficients
+    `(f[i], b, c, d)` of `f[i] + b t + c t**2 + d t**3`.
+    """
+    knots = np.array([_f32(_srgb_oetf(i / _GAMMA_KNOTS)) for i in range(_GAMMA_KNOTS + 1)], _f32)
+    n, two, three, four = _GAMMA_KNOTS, _f32(2), _f32(3), _f32(4)
+    table = np.zeros((n, 4), _f32)
+    for i in range(1, n):
+        t = (knots[i + 1] - knots[i] * two + knots[i - 1]) * three
+        ell = _f32(1) / (four - table[i - 1, 0])
+        table[i, 0], table[i, 1] = ell, (t - table[i - 1, 1]) * ell
+    following = _f32(0)
+    for i in range(n - 1, -1, -1):
+        c = table[i, 1] - table[i, 0] * following
+        b = knots[i + 1] - knots[i] - (following + c * two) / three
+        d = (following - c) / three
+        table[i] = knots[i], b, c, d
+        following = c
+    return table
+
+
+# Float32 constants of OpenCV's float Lab -> RGB, rounded as its C++ (float literals, float divisions).
+_FLOAT_CONSTANTS = {
+    "16": _f32(16),
+    "116": _f32(116),
+    "500": _f32(500),
+    "200": _f32(200),
+    "903": _f32(903.3),
+    "7.787": _f32(7.787),
+    "16/116": _f32(16) / _f32(116),
+    "inv_903": _f32(1) / _f32(903.3),
+    "inv_116": _f32(1) / _f32(116),
+    "inv_500": _f32(1) / _f32(500),
+    "neg_inv_200": _f32(-1) / _f32(200),
+    "inv_7.787": _f32(1) / _f32(7.787),
+    "l_threshold": _f32(8),
+    "f_threshold": _f32(6) / _f32(29),
+}
+# XYZ -> RGB times the white point, rounded from double to float32 (Lab2RGBfloat's coeffs).
+_FLOAT_INVERSE_MATRIX = tuple(tuple(_f32(_XYZ_TO_SRGB[j][i] * _D65[i]) for i in range(3)) for j in range(3))
+
+
 # ---------------------------------------------------------------------------------------------- TensorFlow
 
 
@@ -381,7 +450,7 @@ def _ab_to_xz(v: tf.Tensor) -> tf.Tensor:
 
 
 def lab_to_rgb(images) -> tf.Tensor:
-    """CIE Lab -> RGB as `cv2.cvtColor(COLOR_Lab2RGB)`: bit-exact on uint8, within `FLOAT_RGB_BOUND` on float32.
+    """CIE Lab -> RGB exactly as `cv2.cvtColor(COLOR_Lab2RGB)` (float32 under XLA: within `XLA_FLOAT_RGB_BOUND`).
 
     Args:
         images: tensor `(..., 3)` in `rgb_to_lab`'s encoding of its dtype.
@@ -427,20 +496,74 @@ def _lab_from_rgb_float(images: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _rgb_from_lab_float(images: tf.Tensor) -> tf.Tensor:
-    lightness, a, b = tf.unstack(images, axis=-1)
-    low = lightness <= 8
-    y = tf.where(low, lightness / 903.3, tf.pow((lightness + 16) / 116, 3))
-    fy = tf.where(low, 7.787 * y + 16 / 116, (lightness + 16) / 116)
+_SIMD_PIXELS = 8  # OpenCV's float Lab -> RGB loop: blocks of 2 x 4 lanes, then a scalar loop for the rest of a row
+
+
+def _divide(x: tf.Tensor, constant: np.float32) -> tf.Tensor:
+    # DivNoNan is IEEE division for a nonzero divisor; Grappler leaves it alone, while it turns RealDiv by a
+    # constant into a product with the reciprocal (a different rounding).
+    return tf.math.divide_no_nan(x, constant)
+
+
+def _dot3(row, x: tf.Tensor, y: tf.Tensor, z: tf.Tensor, *, left_first: bool) -> tf.Tensor:
+    """`(r0 x + r1 y) + r2 z` or `r0 x + (r1 y + r2 z)`, each product and sum rounded once, in that order.
+
+    Written as subtractions of products by the negated coefficients (exact in
+    IEEE arithmetic), because Grappler rewrites trees of additions into one
+    `AddN` that sums in its own order.
+    """
+    first, minus_second = row[0] * x, -row[1] * y
+    if left_first:
+        return (first - minus_second) - -row[2] * z
+    return first - (minus_second - row[2] * z)
+
+
+def _lab_to_linear(lightness, a, b, *, vectorized: bool) -> list[tf.Tensor]:
+    """Clipped linear RGB from float Lab in the operation order of OpenCV's SIMD or scalar loop."""
+    c = _FLOAT_CONSTANTS
+    low = lightness <= c["l_threshold"]
+    if vectorized:  # products by reciprocals; v_fma is a multiply then an add on OpenCV's baseline SSE
+        y_low = lightness * c["inv_903"]
+        fy_high = (lightness + c["16"]) * c["inv_116"]
+        fx_ = a * c["inv_500"]
+        fz_ = b * c["neg_inv_200"]
+    else:
+        y_low = _divide(lightness, c["903"])
+        fy_high = _divide(lightness + c["16"], c["116"])
+        fx_ = _divide(a, c["500"])
+        fz_ = -_divide(b, c["200"])
+    fy = tf.where(low, c["7.787"] * y_low + c["16/116"], fy_high)
+    y = tf.where(low, y_low, fy_high * fy_high * fy_high)
+    fx, fz = fx_ + fy, fz_ + fy
 
     def inverse_f(t):
-        return tf.where(t <= 6 / 29, (t - 16 / 116) / 7.787, t * t * t)
+        shifted = t - c["16/116"]
+        linear = shifted * c["inv_7.787"] if vectorized else _divide(shifted, c["7.787"])
+        return tf.where(t <= c["f_threshold"], linear, t * t * t)
 
-    xyz = tf.stack([inverse_f(a / 500 + fy), y, inverse_f(fy - b / 200)], axis=-1)
-    matrix = np.asarray(_XYZ_TO_SRGB) * np.asarray(_D65)[None, :]
-    rgb = tf.clip_by_value(tf.tensordot(xyz, tf.constant(matrix.T, tf.float32), axes=1), 0.0, 1.0)
-    high = tf.pow(tf.maximum(rgb, 0.0031308), 1 / 2.4)
-    return tf.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * high - 0.055)
+    x, z = inverse_f(fx), inverse_f(fz)
+    return [tf.clip_by_value(_dot3(row, x, y, z, left_first=not vectorized), 0.0, 1.0) for row in _FLOAT_INVERSE_MATRIX]
+
+
+def _rgb_from_lab_float(images: tf.Tensor) -> tf.Tensor:
+    lightness, a, b = tf.unstack(images, axis=-1)
+    vectorized = _lab_to_linear(lightness, a, b, vectorized=True)
+    scalar = _lab_to_linear(lightness, a, b, vectorized=False)
+    if images.shape.rank >= 2:  # OpenCV converts row by row: the last width % 8 pixels of a row take the scalar loop
+        width = tf.shape(images)[-2]
+        tail = tf.range(width) >= width - width % _SIMD_PIXELS
+        linear = [tf.where(tail, s, v) for s, v in zip(scalar, vectorized, strict=True)]
+    else:
+        linear = scalar
+    spline = tf.constant(_inverse_gamma_spline())
+    encoded = []
+    for channel in linear:
+        x = channel * np.float32(_GAMMA_KNOTS)
+        knot = tf.clip_by_value(tf.cast(x, tf.int32), 0, _GAMMA_KNOTS - 1)  # truncation, as C's int()
+        t = x - tf.cast(knot, tf.float32)
+        c0, c1, c2, c3 = tf.unstack(tf.gather(spline, knot), axis=-1)
+        encoded.append(((c3 * t + c2) * t + c1) * t + c0)
+    return tf.stack(encoded, axis=-1)
 
 
 # --------------------------------------------------------------------------------------- the colour modes
