@@ -210,3 +210,50 @@ def test_bad_input_is_refused_by_name():
         _colour.on_lightness("hsv", tf.zeros((2, 2, 3), tf.uint8), lambda p: p)
     with pytest.raises(TypeError, match="`levels` must have dtype uint8 or int32"):
         _colour.on_lightness("lab", tf.zeros((2, 2, 3), tf.float32), lambda p: p)
+
+
+@pytest.mark.slow
+def test_conversions_export_to_tflite_and_onnx(subset, monkeypatch):
+    """All six conversions in one function, through TensorFlow Lite (builtins only) and ONNX: 0 values differ."""
+    pytest.importorskip("tf2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    litert = pytest.importorskip("ai_edge_litert.interpreter")
+    import tf2onnx
+
+    monkeypatch.setenv("TF2ONNX_CATCH_ERRORS", "false")  # skip tf2onnx's graph copy before each optimizer
+
+    bytes_in = subset[: 98 * 56].reshape(98, 56, 3)
+    floats_in = _float_rgb(bytes_in)
+    inputs = {"bytes": bytes_in, "floats": floats_in, "lab": cv2.cvtColor(floats_in, cv2.COLOR_RGB2Lab)}
+    spec = [tf.TensorSpec([None, None, 3], tf.convert_to_tensor(v).dtype, name) for name, v in inputs.items()]
+
+    @tf.function(input_signature=spec)
+    def conversions(bytes_, floats, lab):
+        outputs = [fn(bytes_) for fn, _ in CONVERSIONS.values()] + [_colour.rgb_to_lab(floats), _colour.lab_to_rgb(lab)]
+        return tf.stack([tf.cast(out, tf.float32) for out in outputs])  # uint8 values are exact in float32
+
+    expected = conversions(**{"bytes_": inputs["bytes"], "floats": inputs["floats"], "lab": inputs["lab"]}).numpy()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([conversions.get_concrete_function()], conversions)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = litert.Interpreter(model_content=converter.convert())
+    details = interpreter.get_input_details()
+    for detail in details:
+        interpreter.resize_tensor_input(detail["index"], inputs[_input_name(detail["name"], inputs)].shape)
+    interpreter.allocate_tensors()
+    for detail in details:
+        interpreter.set_tensor(detail["index"], inputs[_input_name(detail["name"], inputs)])
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    proto, _ = tf2onnx.convert.from_function(conversions, input_signature=spec, opset=18)
+    session = ort.InferenceSession(proto.SerializeToString())
+    feeds = {i.name: inputs[_input_name(i.name, inputs)] for i in session.get_inputs()}
+    onnx = session.run(None, feeds)[0]
+    for index, name in enumerate([*CONVERSIONS, "RGB2Lab float32", "Lab2RGB float32"]):
+        assert_same_pixels(lite[index], expected[index], f"TFLite {name}")
+        assert_same_pixels(onnx[index], expected[index], f"ONNX {name}")
+
+
+def _input_name(exported: str, inputs: dict) -> str:
+    """Which of `inputs` an exported input name (`serving_default_lab:0`, `lab:0`, ...) stands for."""
+    (name,) = [name for name in inputs if name in exported]
+    return name

@@ -184,6 +184,7 @@ def _sat8(value: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(value, 0, 255)
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def rgb_to_ycrcb(images) -> tf.Tensor:
     """RGB -> YCrCb exactly as `cv2.cvtColor(COLOR_RGB2YCrCb)` on uint8 (int32 taken as levels 0..255).
 
@@ -203,6 +204,7 @@ def rgb_to_ycrcb(images) -> tf.Tensor:
     return _back([y, cr, cb], images.dtype)
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def ycrcb_to_rgb(images) -> tf.Tensor:
     """YCrCb -> RGB exactly as `cv2.cvtColor(COLOR_YCrCb2RGB)` on uint8 (int32 taken as levels 0..255).
 
@@ -226,6 +228,7 @@ def _dot(row, x, y, z) -> tf.Tensor:
     return int(row[0]) * x + int(row[1]) * y + int(row[2]) * z
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def rgb_to_lab(images) -> tf.Tensor:
     """RGB -> CIE Lab exactly as `cv2.cvtColor(COLOR_RGB2Lab)` on uint8 and on float32.
 
@@ -257,6 +260,7 @@ def _ab_to_xz(v: tf.Tensor) -> tf.Tensor:
     return tf.where(v <= 3390, linear, cube)
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def lab_to_rgb(images) -> tf.Tensor:
     """CIE Lab -> RGB exactly as `cv2.cvtColor(COLOR_Lab2RGB)` (float32 under XLA: within `XLA_FLOAT_RGB_BOUND`).
 
@@ -301,6 +305,7 @@ SPACES = {
 }
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def on_lightness(space: str, levels: tf.Tensor, op: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
     """Run `op` on the lightness plane of RGB `levels` in colour space `space`, as OpenCV users do.
 

@@ -163,6 +163,7 @@ _FLOAT_CONSTANTS = {
 _FLOAT_INVERSE_MATRIX = tuple(tuple(f32(XYZ_TO_SRGB[j][i] * D65[i]) for i in range(3)) for j in range(3))
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def lab_from_rgb(images: tf.Tensor) -> tf.Tensor:
     """Float32 RGB `(..., 3)` in `[0, 1]` (clipped) -> `(L*, a*, b*)`, as `cv2.cvtColor(COLOR_RGB2Lab)`."""
     lut = tf.constant(_lab_lut())
@@ -170,7 +171,11 @@ def lab_from_rgb(images: tf.Tensor) -> tf.Tensor:
     levels = tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * (1 << _LUT_BASE)), tf.int32)
     red, green, blue = tf.unstack(levels, axis=-1)
     corners = [tf.bitwise.right_shift(c, cells) for c in (blue, green, red)]
-    fractions = [tf.bitwise.bitwise_and(tf.bitwise.right_shift(c, cells - 4), 15) for c in (blue, green, red)]
+    # (c >> 5) & 15, written without BitwiseAnd (TensorFlow Lite has no builtin kernel for it)
+    fractions = [
+        tf.bitwise.right_shift(c, cells - 4) - corner * 16
+        for c, corner in zip((blue, green, red), corners, strict=True)
+    ]
     total = 0
     for step in range(8):
         offsets = ((step >> 2) & 1, (step >> 1) & 1, step & 1)
@@ -234,6 +239,7 @@ def _lab_to_linear(lightness, a, b, *, vectorized: bool) -> list[tf.Tensor]:
     return [tf.clip_by_value(_dot3(row, x, y, z, left_first=not vectorized), 0.0, 1.0) for row in _FLOAT_INVERSE_MATRIX]
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def rgb_from_lab(images: tf.Tensor) -> tf.Tensor:
     """Float32 `(L*, a*, b*)` `(..., 3)` -> RGB in `[0, 1]`, as `cv2.cvtColor(COLOR_Lab2RGB)` row by row."""
     lightness, a, b = tf.unstack(images, axis=-1)
