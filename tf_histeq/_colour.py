@@ -186,7 +186,7 @@ def _sat8(value: tf.Tensor) -> tf.Tensor:
 
 @tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def rgb_to_ycrcb(images) -> tf.Tensor:
-    """RGB -> YCrCb exactly as `cv2.cvtColor(COLOR_RGB2YCrCb)` on uint8 (int32 taken as levels 0..255).
+    """RGB -> YCrCb exactly as `cv2.cvtColor(COLOR_RGB2YCrCb)` on uint8 (int32: levels, clipped to 0..255).
 
     Args:
         images: uint8 or int32 tensor `(..., 3)`, RGB.
@@ -206,7 +206,7 @@ def rgb_to_ycrcb(images) -> tf.Tensor:
 
 @tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def ycrcb_to_rgb(images) -> tf.Tensor:
-    """YCrCb -> RGB exactly as `cv2.cvtColor(COLOR_YCrCb2RGB)` on uint8 (int32 taken as levels 0..255).
+    """YCrCb -> RGB exactly as `cv2.cvtColor(COLOR_YCrCb2RGB)` on uint8 (int32: levels, clipped to 0..255).
 
     Args:
         images: uint8 or int32 tensor `(..., 3)`: Y, Cr, Cb.
@@ -233,7 +233,7 @@ def rgb_to_lab(images) -> tf.Tensor:
     """RGB -> CIE Lab exactly as `cv2.cvtColor(COLOR_RGB2Lab)` on uint8 and on float32.
 
     Args:
-        images: tensor `(..., 3)`, RGB: uint8 (int32 taken as levels 0..255),
+        images: tensor `(..., 3)`, RGB: uint8 (int32: levels, clipped to 0..255),
             or float32 in `[0, 1]` (clipped).
 
     Returns:
