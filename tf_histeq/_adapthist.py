@@ -122,7 +122,7 @@ OUTPUT_DTYPES = {
 
 
 def kernel_shape(kernel_size, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """skimage's `kernel_size` per axis: `max(s // 8, 1)` by default, an int broadcast, or one int per axis.
+    """Return skimage's `kernel_size` per axis: `max(s // 8, 1)` by default, an int broadcast, or one per axis.
 
     Raises:
         TypeError: If `kernel_size` is not None, an int or a sequence of ints.
@@ -147,7 +147,7 @@ def kernel_shape(kernel_size, spatial_shape: tuple[int, ...]) -> tuple[int, ...]
 
 
 def clip_count(clip_limit: float, kernel_elements: int) -> int | None:
-    """skimage's `clim`, or None where clipping cannot change a histogram.
+    """Return skimage's `clim`, or None where clipping cannot change a histogram.
 
     `clim = int(np.clip(clip_limit * kernel_elements, 1, None))` for
     `clip_limit > 0`; no clipping for 0, nor for `clim >= kernel_elements`
@@ -216,7 +216,7 @@ def _plane_reduce(fn, x: tf.Tensor) -> tf.Tensor:
 
 
 def as_uint16(planes: tf.Tensor) -> tf.Tensor:
-    """skimage's `img_as_uint` values (step 1), as int32 in `[0, 65535]`."""
+    """Return skimage's `img_as_uint` values (step 1), as int32 in `[0, 65535]`."""
     dtype = planes.dtype
     if dtype == tf.uint8:
         return tf.cast(planes, tf.int32) * 257  # _scale(a, 8, 16): a * (2**16 - 1) // (2**8 - 1)
@@ -269,6 +269,7 @@ class _Axis:
         self.source = _reflect(np.arange(self.tiles * k), size)
         p = np.arange(size) + k // 2  # padded position of each voxel
         block, r = p // k, p % k
+        self.block = block  # 0 .. tiles: the blocks of skimage's map_array
         self.tile = (np.clip(block - 1, 0, self.tiles - 1), np.clip(block, 0, self.tiles - 1))
         coeff = (np.arange(k) / k)[r]  # float64, as skimage's np.arange(k) / k
         self.weight = (1 - coeff, coeff)  # edge 0: inv_coeffs, edge 1: coeffs
@@ -290,7 +291,7 @@ def _histograms(bins: tf.Tensor, axes: list[_Axis], nbins: int) -> tf.Tensor:
         shape[a] = -1
         offset = offset + tf.constant(tile_of.reshape(shape))
         stride *= axis.tiles
-    index = extended + offset
+    index = tf.cast(extended, tf.int32) + offset
     planes = _histogram.static_or_dynamic(bins, 0)
     return _histogram.count_rows(tf.reshape(index, [planes, -1]), stride)
 
@@ -320,7 +321,7 @@ def _clip(hist: tf.Tensor, clim: int) -> tf.Tensor:
     autograph=False,
 )
 def _redistribute(hist: tf.Tensor, excess: tf.Tensor, clim: tf.Tensor) -> tf.Tensor:
-    """skimage's `while n_excess > 0` loop, all rows in step (one traced graph, also when called eagerly)."""
+    """Run skimage's `while n_excess > 0` loop, all rows in step (one traced graph, also when called eagerly)."""
     nbins = tf.shape(hist)[-1]
     positions = tf.range(nbins)[None, :]
     rows = tf.shape(hist)[0]
@@ -356,39 +357,141 @@ def _maps(hist: tf.Tensor, kernel_elements: int) -> tf.Tensor:
     return tf.cast(tf.minimum(out, float(_TOP)), tf.int32)  # non-negative: truncation = astype(int)
 
 
+# Voxels (of all planes together) per step of the interpolation loop.
+_SLAB_VOXELS = 2**18
+# Corner maps packed per int64 word, and their bits (maps are < 2**14).
+_PER_WORD, _MAP_BITS = 4, 14
+# Largest block tables (blocks * nbins per plane) that are packed; larger ones (tiny kernels) are gathered per corner.
+_PACK_MAX_ENTRIES = 2**22
+
+
+def _slab_rows(first_axis: int, per_row: int) -> int:
+    """The largest divisor of `first_axis` whose rows hold at most `_SLAB_VOXELS` voxels (at least 1)."""
+    best = 1
+    for rows in range(1, first_axis + 1):
+        if first_axis % rows == 0 and rows * per_row <= _SLAB_VOXELS:
+            best = rows
+    return best
+
+
+def _packed_corners(maps: tf.Tensor, planes, axes: list[_Axis], nbins: int) -> tf.Tensor:
+    """The corner maps of every block, 4 per int64 word: int64 `(P, blocks, nbins, words)`, flattened per plane.
+
+    Block `b` (per axis, `0 .. tiles`) reads tiles `clip(b - 1)` and `clip(b)`
+    (skimage's `map_array`); corner `j` of the `np.ndindex` order is bits
+    `14 * (j % 4)` of word `j // 4` (maps are `< 2**14`).
+    """
+    rank = len(axes)
+    maps = tf.reshape(maps, [planes, *(ax.tiles for ax in axes), nbins])
+    corners = []
+    for edge in itertools.product((0, 1), repeat=rank):
+        corner = maps
+        for a, e in enumerate(edge):
+            tiles = np.clip(np.arange(axes[a].tiles + 1) - 1 + e, 0, axes[a].tiles - 1).astype(np.int32)
+            corner = tf.gather(corner, tiles, axis=a + 1)
+        corners.append(tf.cast(corner, tf.int64))
+    words = []
+    for first in range(0, len(corners), _PER_WORD):
+        word = corners[first]
+        for j in range(1, _PER_WORD):
+            word += corners[first + j] * 2 ** (_MAP_BITS * j)
+        words.append(word)
+    return _histogram.materialize(tf.reshape(tf.stack(words, axis=-1), [planes, -1]))
+
+
 def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int) -> tf.Tensor:
-    """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int32 `(P, *spatial)`."""
+    """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int16 `(P, *spatial)`.
+
+    The volume is processed in slabs of whole rows of the first spatial axis,
+    one `tf.while_loop` step each, written into a `tf.TensorArray`: XLA then
+    compiles the gathers, products and sums of a slab into one loop that
+    writes only the result (without the loop it materializes every corner's
+    gathered values over the whole volume and computes the sum twice). Where
+    the block tables are small (`_PACK_MAX_ENTRIES`), a voxel reads its 4
+    (2-D) or 8 (3-D) corner maps from one or two int64 words of its block
+    (`_packed_corners`), else with one gather per corner.
+    """
     rank = len(axes)
     planes = _histogram.static_or_dynamic(bins, 0)
+    rest = tuple(ax.size for ax in axes[1:])
+    static_planes = planes if isinstance(planes, int) else 1
+    rows = _slab_rows(axes[0].size, static_planes * math.prod(rest))
+    steps = axes[0].size // rows
+    edges = list(itertools.product((0, 1), repeat=rank))  # np.ndindex(2, ..., 2) order
+    packed = math.prod(ax.tiles + 1 for ax in axes) * nbins <= _PACK_MAX_ENTRIES
+    if packed:
+        words = len(edges) // _PER_WORD
+        table = tf.reshape(_packed_corners(maps, planes, axes, nbins), [-1])
+        strides = [nbins * words * math.prod(ax.tiles + 1 for ax in axes[a + 1 :]) for a in range(rank)]
+        plane_size = strides[0] * (axes[0].tiles + 1)
+        first_offsets = [tf.constant(axes[0].block * strides[0], tf.int32)]
+        offsets = [[(axes[a].block * strides[a]).astype(np.int32)] for a in range(rank)]
+        scale = words
+    else:
+        table = tf.reshape(_histogram.materialize(tf.reshape(maps, [planes, -1])), [-1])
+        strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
+        plane_size = strides[0] * axes[0].tiles
+        first_offsets = [tf.constant(t * strides[0], tf.int32) for t in axes[0].tile]
+        offsets = [[(t * strides[a]).astype(np.int32) for t in axes[a].tile] for a in range(rank)]
+        scale = 1
+    plane_offset = tf.reshape(tf.range(planes) * plane_size, [-1] + [1] * rank)
+    first_weights = [tf.constant(w, tf.float64) for w in axes[0].weight]
 
-    def along(a: int, values: np.ndarray, dtype) -> tf.Tensor:
+    def along(a: int, values: tf.Tensor | np.ndarray, dtype) -> tf.Tensor:
         shape = [1] * rank
         shape[a] = -1
-        return tf.constant(values.reshape(shape), dtype)
+        return tf.reshape(tf.cast(values, dtype), shape)
 
-    strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
-    table = _histogram.materialize(tf.reshape(maps, [planes, -1]))
-    result = None
-    for edge in itertools.product((0, 1), repeat=rank):  # np.ndindex(2, ..., 2) order
-        offset = sum(along(a, axes[a].tile[e] * strides[a], tf.int32) for a, e in enumerate(edge))
-        mapped = _histogram.gather_rows(table, bins + offset)
-        weight = None
-        for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
-            w = along(a, axes[a].weight[edge[a]], tf.float64)
-            weight = w if weight is None else weight * w
-        term = tf.cast(tf.cast(mapped, tf.float64) * weight, tf.float32)
-        result = term if result is None else result + term
-    return tf.cast(result, tf.int32)  # astype(uint16): truncation of non-negative values
+    def position(begin: tf.Tensor, choice: tuple[int, ...]) -> tf.Tensor:
+        """Table offset of each voxel of the slab, for per-axis choices (block: 0; corner tiles: 0 or 1)."""
+        total = along(0, tf.slice(first_offsets[choice[0]], [begin], [rows]), tf.int32)
+        for a in range(1, rank):
+            total += along(a, offsets[a][choice[a]], tf.int32)
+        return total
+
+    def slab(begin: tf.Tensor) -> tf.Tensor:
+        # tf.slice with a static size: XLA's dynamic-slice (a strided slice with a tensor end is unbounded there).
+        # Explicit sizes: with -1, XLA pads the operand to twice its size on every axis first.
+        level = tf.slice(bins, [0, begin] + [0] * (rank - 1), tf.stack([tf.shape(bins)[0], rows, *rest]))
+        level = tf.cast(level, tf.int32) * scale + plane_offset
+        if packed:
+            index = level + position(begin, (0,) * rank)
+            mapped = []
+            for w in range(len(edges) // _PER_WORD):
+                word = tf.gather(table, index + w)
+                mapped += [tf.bitwise.right_shift(word, _MAP_BITS * j) & (2**_MAP_BITS - 1) for j in range(_PER_WORD)]
+        else:
+            mapped = [tf.gather(table, level + position(begin, edge)) for edge in edges]
+        result = None
+        for edge, value in zip(edges, mapped, strict=True):
+            weight = None
+            for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
+                w = tf.slice(first_weights[edge[0]], [begin], [rows]) if a == 0 else axes[a].weight[edge[a]]
+                w = along(a, w, tf.float64)
+                weight = w if weight is None else weight * w
+            term = tf.cast(tf.cast(value, tf.float64) * weight, tf.float32)
+            result = term if result is None else result + term
+        return tf.cast(result, tf.int16)  # astype(uint16): truncation of values in [0, 16383]
+
+    def body(step, out):
+        return step + 1, out.write(step, slab(step * rows))
+
+    out = tf.TensorArray(tf.int16, size=steps, element_shape=None)
+    _, out = tf.while_loop(lambda step, out: step < steps, body, (tf.constant(0), out))
+    stacked = out.stack()  # (steps, P, rows, *rest)
+    if planes != 1:  # a dynamic or larger plane count: planes first
+        stacked = tf.transpose(stacked, [1, 0, *range(2, rank + 2)])
+    return tf.reshape(stacked, [planes, *(ax.size for ax in axes)])
 
 
 def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: float, nbins: int) -> tf.Tensor:
-    """skimage's `_clahe(q, kernel, clip_limit, nbins)` on int32 14-bit planes `(P, *spatial)` (steps 3-8)."""
-    axes = [_Axis(s, k) for s, k in zip(q.shape[1:], kernel)]
+    """Return skimage's `_clahe(q, kernel, clip_limit, nbins)` on int32 14-bit planes `(P, *spatial)` (steps 3-8)."""
+    axes = [_Axis(s, k) for s, k in zip(q.shape[1:], kernel, strict=True)]
     kernel_elements = math.prod(kernel)
     tiles = math.prod(ax.tiles for ax in axes)
     if tiles * nbins >= 2**31:
         fail(ValueError, "kernel_size", "leave fewer than 2**31 / nbins tiles per plane", kernel)
-    bins = q // (1 + NR_OF_GRAY // nbins)
+    bins = tf.cast(q // (1 + NR_OF_GRAY // nbins), tf.int16)  # < 2**14
     hist = tf.reshape(_histograms(bins, axes, nbins), [-1, nbins])
     clim = clip_count(clip_limit, kernel_elements)
     if clim is not None:
@@ -419,22 +522,22 @@ def _prepare(images, spatial_dims, kernel_size, clip_limit, nbins):
 
 
 def quantized(images, *, spatial_dims: int) -> tf.Tensor:
-    """skimage's 14-bit image (steps 1-2) of every plane: int32, the layout of `images`."""
+    """Return skimage's 14-bit image (steps 1-2) of every plane: int32, the layout of `images`."""
     images = tf.convert_to_tensor(images)
     planes, _, restore = _to_planes(images, spatial_dims)
     return restore(quantize(as_uint16(planes)))
 
 
 def clahe_integer(images, *, spatial_dims: int, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256):
-    """skimage's integer image before its final rescale (`_clahe`'s result, steps 1-8): int32, the layout of `images`."""
+    """Return skimage's integer image before its final rescale (`_clahe`'s result, steps 1-8), int32."""
     _, planes, kernel, nbins, restore = _prepare(images, spatial_dims, kernel_size, clip_limit, nbins)
-    return restore(clahe_integer_planes(quantize(as_uint16(planes)), kernel, clip_limit, nbins))
+    return restore(tf.cast(clahe_integer_planes(quantize(as_uint16(planes)), kernel, clip_limit, nbins), tf.int32))
 
 
 def equalize_adapthist_planes(
     images, *, spatial_dims: int, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256
 ) -> tf.Tensor:
-    """skimage's `exposure.equalize_adapthist` on every (image, channel) plane, bit-exact.
+    """Apply skimage's `exposure.equalize_adapthist` to every (image, channel) plane, bit-exact.
 
     Image `n`, channel `c` of the result equals
     `skimage.exposure.equalize_adapthist(images[n, ..., c], kernel_size, clip_limit, nbins)`
