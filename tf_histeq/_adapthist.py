@@ -516,6 +516,7 @@ def _prepare(images, spatial_dims, kernel_size, clip_limit, nbins):
     return images, planes, kernel, _check_nbins(nbins), restore
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
 def quantized(images, *, spatial_dims: int) -> tf.Tensor:
     """Return skimage's 14-bit image (steps 1-2) of every plane: int32, the layout of `images`."""
     images = tf.convert_to_tensor(images)
@@ -523,12 +524,14 @@ def quantized(images, *, spatial_dims: int) -> tf.Tensor:
     return restore(quantize(as_uint16(planes)))
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
 def clahe_integer(images, *, spatial_dims: int, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256):
     """Return skimage's integer image before its final rescale (`_clahe`'s result, steps 1-8), int32."""
     _, planes, kernel, nbins, restore = _prepare(images, spatial_dims, kernel_size, clip_limit, nbins)
     return restore(tf.cast(clahe_integer_planes(quantize(as_uint16(planes)), kernel, clip_limit, nbins), tf.int32))
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
 def equalize_adapthist_planes(
     images, *, spatial_dims: int, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256
 ) -> tf.Tensor:

@@ -80,6 +80,7 @@ def _hsv2rgb(h: tf.Tensor, s: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
     return tf.stack(channels, axis=-1)
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
 def equalize_adapthist_hsv(images, *, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256) -> tf.Tensor:
     """Apply skimage's `equalize_adapthist` to RGB images the way skimage does: on HSV's V channel.
 
