@@ -210,8 +210,13 @@ def _plane_reduce(fn, x: tf.Tensor) -> tf.Tensor:
 # --- steps 1 and 2: skimage's img_as_uint and the 14-bit image ----------------------------------------------------
 
 
-def as_uint16(planes: tf.Tensor) -> tf.Tensor:
-    """Return skimage's `img_as_uint` values (step 1), as int32 in `[0, 65535]`."""
+def as_uint16(planes: tf.Tensor, top: tf.Tensor) -> tf.Tensor:
+    """Return skimage's `img_as_uint` values (step 1), as int32 in `[0, 65535]`.
+
+    `top` is the plane's maximum (broadcastable), which decides int32's scaling.
+    The mapping never decreases, so the maps of a plane's minimum and maximum
+    are the minimum and maximum of its values.
+    """
     dtype = planes.dtype
     if dtype == tf.uint8:
         return tf.cast(planes, tf.int32) * 257  # _scale(a, 8, 16): a * (2**16 - 1) // (2**8 - 1)
@@ -223,7 +228,7 @@ def as_uint16(planes: tf.Tensor) -> tf.Tensor:
         return tf.maximum(2 * a + a // NR_OF_GRAY, 0)
     if dtype == tf.int32:
         # _scale(a, 31, 16): values that fit 16 bits are kept (np.maximum(., 0)), else a // 2**15.
-        fits = _plane_reduce(tf.reduce_max, planes) < 2**16
+        fits = top < 2**16
         return tf.maximum(tf.where(fits, planes, planes // 2**15), 0)
     if dtype in (tf.float32, tf.float64):
         # np.multiply(image, 65535, dtype=input dtype); np.rint; np.clip(0, 65535).
@@ -232,10 +237,16 @@ def as_uint16(planes: tf.Tensor) -> tf.Tensor:
     fail(TypeError, "images", f"have a dtype among {[d.name for d in OUTPUT_DTYPES]}", dtype.name)
 
 
-def quantize(u: tf.Tensor) -> tf.Tensor:
-    """Step 2: `np.round(rescale_intensity(u, out_range=(0, 2**14 - 1)))` per plane, int32 `(P, *spatial)`."""
-    low = tf.cast(_plane_reduce(tf.reduce_min, u), tf.float64)
-    high = tf.cast(_plane_reduce(tf.reduce_max, u), tf.float64)
+def quantize(planes: tf.Tensor) -> tf.Tensor:
+    """Steps 1-2: `np.round(rescale_intensity(img_as_uint(x), out_range=(0, 2**14 - 1)))`, int32 `(P, *spatial)`.
+
+    The extremes are taken from the input (the conversion never decreases):
+    the 16-bit values are then computed where they are used, never stored.
+    """
+    top = _plane_reduce(tf.reduce_max, planes)
+    low = tf.cast(as_uint16(_plane_reduce(tf.reduce_min, planes), top), tf.float64)
+    high = tf.cast(as_uint16(top, top), tf.float64)
+    u = as_uint16(planes, top)
     same = tf.equal(low, high)
     # (image - imin) / (imax - imin) * (omax - omin) + omin, with omin = 0 (the + 0.0 changes nothing).
     scaled = (tf.cast(u, tf.float64) - low) / tf.where(same, tf.ones_like(high), high - low) * float(_TOP)
@@ -271,24 +282,49 @@ class _Axis:
 
 
 def _histograms(bins: tf.Tensor, axes: list[_Axis], nbins: int) -> tf.Tensor:
-    """Step 5: int32 `(P, tiles * nbins)` tile histograms of the binned planes `(P, *spatial)`."""
-    extended = bins
-    for a, axis in enumerate(axes):
-        if axis.source.size != axis.size:  # the last tile reaches into the reflection
-            extended = tf.gather(extended, axis.source.astype(np.int32), axis=a + 1)
+    """Step 5: int32 `(P, tiles * nbins)` tile histograms of the binned planes `(P, *spatial)`.
+
+    Counted in slabs of rows of the first axis of the histogram region (one
+    `tf.while_loop` step and one scatter-add each), so that only one slab's
+    bin ids exist at a time; the reflected rows and columns of the last tiles
+    are gathered per slab.
+    """
     rank = len(axes)
-    offset = 0
-    stride = nbins
-    for a in reversed(range(rank)):
-        axis = axes[a]
-        tile_of = (np.arange(axis.source.size) // axis.k * stride).astype(np.int32)
+    planes = _histogram.static_or_dynamic(bins, 0)
+    static_planes = planes if isinstance(planes, int) else 1
+    extended = [ax.source.size for ax in axes]
+    rows = _slab_rows(extended[0], static_planes * math.prod(extended[1:]))
+    steps = extended[0] // rows
+    strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
+    size = strides[0] * axes[0].tiles
+    wide = not isinstance(planes, int) or planes * size >= 2**31
+    id_dtype = tf.int64 if wide else tf.int32
+
+    def along(a: int, values) -> tf.Tensor:
         shape = [1] * rank
         shape[a] = -1
-        offset = offset + tf.constant(tile_of.reshape(shape))
-        stride *= axis.tiles
-    index = tf.cast(extended, tf.int32) + offset
-    planes = _histogram.static_or_dynamic(bins, 0)
-    return _histogram.count_rows(tf.reshape(index, [planes, -1]), stride)
+        return tf.reshape(tf.cast(values, id_dtype), shape)
+
+    source0 = tf.constant(axes[0].source, tf.int32)
+    tile0 = tf.constant(np.arange(extended[0]) // axes[0].k * strides[0], id_dtype)
+    offset_rest = sum(along(a, np.arange(extended[a]) // axes[a].k * strides[a]) for a in range(1, rank))
+    plane_offset = along(0, tf.range(planes, dtype=id_dtype) * size)  # planes on axis 0 of the slab
+    segments = tf.cast(planes, id_dtype) * size
+
+    def body(step, hist):
+        begin = step * rows
+        slab = tf.gather(bins, tf.slice(source0, [begin], [rows]), axis=1)
+        for a in range(1, rank):
+            if extended[a] != axes[a].size:  # the last tile reaches into the reflection
+                slab = tf.gather(slab, axes[a].source.astype(np.int32), axis=a + 1)
+        index = tf.cast(slab, id_dtype) + tf.expand_dims(along(0, tf.slice(tile0, [begin], [rows])), 0)
+        index = index + (offset_rest if rank > 1 else 0) + tf.reshape(plane_offset, [-1] + [1] * rank)
+        flat = tf.reshape(index, [-1])
+        return step + 1, hist + tf.math.unsorted_segment_sum(tf.ones_like(flat, tf.int32), flat, segments)
+
+    zeros = tf.zeros(tf.reshape(segments, [1]), tf.int32)
+    _, hist = tf.while_loop(lambda step, hist: step < steps, body, (tf.constant(0), zeros))
+    return tf.reshape(hist, [planes, size])
 
 
 def _clip(hist: tf.Tensor, clim: int) -> tf.Tensor:
@@ -521,14 +557,14 @@ def quantized(images, *, spatial_dims: int) -> tf.Tensor:
     """Return skimage's 14-bit image (steps 1-2) of every plane: int32, the layout of `images`."""
     images = tf.convert_to_tensor(images)
     planes, _, restore = _to_planes(images, spatial_dims)
-    return restore(quantize(as_uint16(planes)))
+    return restore(quantize(planes))
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
 def clahe_integer(images, *, spatial_dims: int, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256):
     """Return skimage's integer image before its final rescale (`_clahe`'s result, steps 1-8), int32."""
     _, planes, kernel, nbins, restore = _prepare(images, spatial_dims, kernel_size, clip_limit, nbins)
-    return restore(tf.cast(clahe_integer_planes(quantize(as_uint16(planes)), kernel, clip_limit, nbins), tf.int32))
+    return restore(tf.cast(clahe_integer_planes(quantize(planes), kernel, clip_limit, nbins), tf.int32))
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
@@ -562,5 +598,5 @@ def equalize_adapthist_planes(
         TypeError: If the dtype or `kernel_size`'s type is not supported.
     """
     images, planes, kernel, nbins, restore = _prepare(images, spatial_dims, kernel_size, clip_limit, nbins)
-    r = clahe_integer_planes(quantize(as_uint16(planes)), kernel, clip_limit, nbins)
+    r = clahe_integer_planes(quantize(planes), kernel, clip_limit, nbins)
     return restore(rescale_unit(r, OUTPUT_DTYPES[images.dtype]))
