@@ -37,7 +37,7 @@ depends on them); `N` and `C` may be unknown. The reference is
    padded positions `k // 2 + j * k ...` (original voxels `j * k` to
    `(j + 1) * k - 1`, the last tile reaching into the reflection), `nbins` bins
    each (`np.bincount(minlength=nbins)`), counted with scatter-adds over all
-   tiles of all planes at once (`_histogram.count_rows`).
+   tiles of all planes at once, a slab of rows per step (`_histograms`).
 6. `clip_histogram`, when `clip_limit > 0`, with
    `clim = int(np.clip(clip_limit * prod(kernel_size), 1, None))` (a float64
    product in Python, truncated); `clip_limit == 0` means no clipping, as does
