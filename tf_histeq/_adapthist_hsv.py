@@ -10,7 +10,9 @@ Two compiler rewrites would break parity and are blocked: XLA contracts
 `a * b + c` into a fused multiply-add (one rounding instead of two), and a
 division by a constant may become a multiplication by its reciprocal. A float
 `zero` known only at run time is added to the products that feed an add or
-subtract (`_rounded`) and to the constant divisor 6.
+subtract (`_rounded`) and to the constant divisor 6. Without them, 578 of
+the 15,360 values of a 64x80 uint8 RGB image differed from skimage's (by up
+to 1.1e-16) under XLA on CPU; with them none does, eager or under XLA.
 """
 
 from __future__ import annotations
