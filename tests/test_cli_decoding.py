@@ -196,6 +196,20 @@ def test_png_trns_keys_become_alpha_as_pillow_reads_them(mode, as_mode):
     assert 0 < int((decoded[..., -1] == 0).sum()) < decoded[..., -1].size
 
 
+def test_match_reads_its_reference_files_as_opencv_does(tmp_path):
+    """`tf-histeq match --reference`: a JPEG (libjpeg's IDCT) and an opaque 32-bit BMP, pooled."""
+    from tf_histeq.cli import match
+
+    paths = [tmp_path / "a.jpg", tmp_path / "b.bmp"]
+    paths[0].write_bytes(_exif_jpeg(6))
+    paths[1].write_bytes(BMPS["bi_rgb_zero_padding"][0])
+    reference = match.Reference(str(tmp_path), [str(p) for p in paths], is16=False, formats=["jpeg", "bmp"])
+    options = {"value_range": None, "bins": None, "alpha": "auto"}
+    pooled = match.read_reference(tf, reference, options)
+    expected = [ops.reference_histogram(_cv2_rgb(p.read_bytes(), cv2.IMREAD_UNCHANGED), **options) for p in paths]
+    assert_same_pixels(np.asarray(pooled.counts), np.asarray((expected[0] + expected[1]).counts), "counts:")
+
+
 # --------------------------------------------------------------------------- one command-line run
 
 
@@ -275,3 +289,26 @@ def test_outputs_are_the_op_on_what_pillow_reads_with_alpha_kept(outputs, op, na
     assert_same_pixels(actual, expected, f"{op} {name}:")
     if read.shape[-1] in (2, 4):
         assert (actual[..., -1] == read[..., -1]).all()
+
+
+_RETIRED = []  # servers kept alive to the end of the process (stopping a worker can hold the GIL for seconds)
+
+
+@pytest.mark.slow  # starts data-service servers
+def test_the_data_service_reads_the_files_as_the_local_run(outputs, tmp_path, capsys):
+    """The files' decoding findings travel with the elements to the service's workers."""
+    from tf_histeq.cli import main
+
+    svc = tf.data.experimental.service
+    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
+    worker = svc.WorkerServer(svc.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1], port=0))
+    _RETIRED.append((dispatcher, worker))
+    src, folders = outputs
+    assert (
+        main(["equalize", str(src), "-o", str(tmp_path), "--format", "png", "--data-service", dispatcher.target]) == 0
+    )
+    local = sorted(p.name for p in folders["equalize"].iterdir())
+    assert f"; {len(local)} done on the tf.data service" in capsys.readouterr().out  # none redone here
+    assert sorted(p.name for p in tmp_path.iterdir()) == local
+    for name in local:
+        assert_same_pixels(_read_output(tmp_path / name), _read_output(folders["equalize"] / name), name)
