@@ -291,6 +291,32 @@ def test_outputs_are_the_op_on_what_pillow_reads_with_alpha_kept(outputs, op, na
         assert (actual[..., -1] == read[..., -1]).all()
 
 
+@pytest.mark.slow  # XLA compiles per image shape
+def test_compiled_static_pipelines_read_the_files_as_the_general_one(outputs, tmp_path, monkeypatch):
+    """Files of one size run XLA-compiled with static shapes: the header findings apply there too."""
+    from tf_histeq.cli import main
+
+    monkeypatch.setattr(pipeline, "XLA_MIN_IMAGES", 2)  # two images of a size are enough here
+    src, folders = outputs
+    names = ["bi_rgb_zero_padding.bmp", "logo.gif", "gray_key.png"]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in names:
+        for copy in ("a", "b"):
+            (inputs / f"{copy}_{name}").write_bytes((src / name).read_bytes())
+    jobs = files.plan(
+        files.collect([str(inputs)], False, str(tmp_path / "out")), "", fmt="png", overwrite=True, compare=False
+    )
+    assert all(pipeline.runs_compiled(jobs)) and all(pipeline._static_key(job, True) for job in jobs)
+    assert main(["equalize", str(inputs), "-o", str(tmp_path / "out"), "--format", "png"]) == 0
+    for name in names:
+        png = name[:-4] + ".png"
+        for copy in ("a", "b"):
+            assert_same_pixels(
+                _read_output(tmp_path / "out" / f"{copy}_{png}"), _read_output(folders["equalize"] / png), name
+            )
+
+
 _RETIRED = []  # servers kept alive to the end of the process (stopping a worker can hold the GIL for seconds)
 
 
