@@ -210,6 +210,26 @@ def test_match_reads_its_reference_files_as_opencv_does(tmp_path):
     assert_same_pixels(np.asarray(pooled.counts), np.asarray((expected[0] + expected[1]).counts), "counts:")
 
 
+def test_cut_headers_give_the_full_findings_nothing_or_a_value_error():
+    """The header parsers never fail otherwise, nor find something else, on a cut file (the decoder reports it)."""
+    from tf_histeq.cli import decoding
+
+    for fmt, data in {
+        "jpeg": _exif_jpeg(6),
+        "gif": _transparent_gif(),
+        "png": _trns_png("RGB"),
+        "bmp": BMPS["masks_abgr_v4"][0],
+    }.items():
+        full = decoding.inspect(fmt, decoding.bytes_reader(data))
+        assert not full.identity, fmt
+        for size in range(min(len(data), 300)):
+            try:
+                found = decoding.inspect(fmt, decoding.bytes_reader(data[:size]))
+            except ValueError:
+                continue
+            assert found in (full, decoding.Decoding()), (fmt, size, found)
+
+
 # --------------------------------------------------------------------------- one command-line run
 
 

@@ -95,7 +95,9 @@ def bytes_reader(data: bytes) -> Read:
 
 
 def _bmp_order(head: bytes) -> tuple[int, ...]:
-    """The channels of TensorFlow's decoded 32-bit BMP in RGB(A) order; () for other bit depths."""
+    """The channels of TensorFlow's decoded 32-bit BMP in RGB(A) order; () for other bit depths or a cut header."""
+    if len(head) < 54:
+        return ()
     header_size, _, _, _, bits, compression = struct.unpack("<IiiHHI", head[14:34])
     if bits != 32:
         if compression == 3:
@@ -104,6 +106,8 @@ def _bmp_order(head: bytes) -> tuple[int, ...]:
     if compression == 0:  # BI_RGB: bytes B, G, R and padding
         return tuple(_TF_BMP_INDEX[k] for k in (2, 1, 0))
     # BI_BITFIELDS: the masks follow a 40-byte header (red, green, blue) or are part of a larger one (and alpha).
+    if len(head) < (70 if header_size >= 56 else 66):
+        return ()
     masks = struct.unpack("<III", head[54:66])
     alpha = struct.unpack("<I", head[66:70])[0] if header_size >= 56 else 0
     whole = {0xFF << (8 * k): k for k in range(4)}
@@ -134,7 +138,7 @@ def _jpeg_orientation(read: Read) -> int:
         if code == 0xDA or 0xC0 <= code <= 0xCF and code not in (0xC4, 0xC8, 0xCC):
             return 1  # the scan or the frame header: EXIF comes before them
         if code == 0xE1:
-            found = _exif_orientation(read(at + 4, length - 2))
+            found = _exif_orientation(read(at + 4, max(length - 2, 0)))
             if found:
                 return found
         at += 2 + length
@@ -183,7 +187,8 @@ def _png_key(read: Read) -> tuple[int, ...]:
         if tag in (b"IDAT", b"IEND"):
             return ()
         if tag == b"tRNS":
-            values = struct.unpack(">" + "H" * (length // 2), read(at + 8, length - length % 2))
+            body = read(at + 8, min(length, 6))
+            values = struct.unpack(f">{len(body) // 2}H", body[: len(body) // 2 * 2])
             wanted = 1 if colour == 0 else 3
             if len(values) < wanted:
                 return ()

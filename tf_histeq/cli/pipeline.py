@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import importlib
 import os
 import re
@@ -216,11 +217,11 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         channels = tf.shape(image)[-1]
         return tf.switch_case(channels - 1, [branch(c) for c in (1, 2, 3, 4)])
 
-    def process(index, path, is16, fmt, xla, vector=None):
+    def process(index, path, is16, fmt, xla, vector=None, *, jpeg=None):
         data = tf.io.read_file(path)
 
         def decode8():
-            image = decode_op(tf, data, False, vector)
+            image = decode_op(tf, data, False, vector, jpeg=jpeg)
             return per_channels(image, fmt, xla, tf.uint8), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         def decode16():
@@ -234,8 +235,8 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         is16, (height, width), channels, out_fmt = key
         dtype = tf.uint16 if is16 else tf.uint8
 
-        def process_static(index, path, vector=None):
-            image = decode_op(tf, tf.io.read_file(path), is16, vector)
+        def process_static(index, path, vector=None, *, jpeg=None):
+            image = decode_op(tf, tf.io.read_file(path), is16, vector, jpeg=jpeg)
             image = tf.ensure_shape(image, [height, width, channels])  # a header that lied fails here
             try:
                 out = op_xla(image)
@@ -266,8 +267,10 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
                 tf.constant(compiled[first:last], tf.bool),
             )
             dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources, *flags, *vectors)), process
+        kinds = {job.fmt == "jpeg" for job in part}  # a part of JPEGs only, or of none, needs no test of each file
+        jpeg = kinds.pop() if len(kinds) == 1 else None
         # Plain Python control flow only: AutoGraph has nothing to convert, and skipping it saves seconds.
-        function = tf.autograph.experimental.do_not_convert(function)
+        function = tf.autograph.experimental.do_not_convert(functools.partial(function, jpeg=jpeg))
         return dataset.map(function, num_parallel_calls=tf.data.AUTOTUNE, deterministic=service is None)
 
     # Runs of consecutive jobs with one static key (None: the general pipeline); one run for the service.
@@ -321,34 +324,35 @@ def _inspect(job: Job) -> decoding.Decoding:
         return decoding.Decoding()
 
 
-def decode_op(tf, data, is16: bool, vector=None):
+def decode_op(tf, data, is16: bool, vector=None, *, jpeg: bool | None = None):
     """Decode an image file's bytes (a string tensor) completely into a `(H, W, C)` tensor.
 
     16-bit PNGs (`is16`, from `files.sniff`) as uint16, everything else as uint8:
     PNG, JPEG (with `JPEG_DCT_METHOD`, as OpenCV and Pillow decode it), BMP, and
     the first frame of a GIF. `vector`, the file's `decoding.Decoding.vector`
     (an int32 tensor), adds what the decoders leave out (transparency, BMP bit
-    masks, EXIF orientation); None adds nothing.
+    masks, EXIF orientation); None adds nothing. `jpeg` says whether the file
+    is a JPEG, if known; None tests its signature in the graph.
     """
+
+    def jpeg_image():
+        return tf.io.decode_jpeg(data, channels=0, dct_method=JPEG_DCT_METHOD)
+
+    def other_image():
+        return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+
     if is16:
         image = tf.io.decode_png(data, channels=0, dtype=tf.uint16)
+    elif jpeg is None:
+        image = tf.cond(tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"), jpeg_image, other_image)
     else:
-        image = tf.cond(
-            tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"),
-            lambda: tf.io.decode_jpeg(data, channels=0, dct_method=JPEG_DCT_METHOD),
-            lambda: tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False),
-        )
+        image = jpeg_image() if jpeg else other_image()
     return image if vector is None else decoding.apply(tf, data, image, vector)
-
-
-def vector_of(data: bytes) -> list[int] | None:
-    """The `decoding.Decoding.vector` of an image file's bytes; None if there is nothing to apply."""
-    fmt = files.format_of(data)
-    found = decoding.inspect(fmt, decoding.bytes_reader(data)) if fmt else decoding.Decoding()
-    return None if found.identity else found.vector()
 
 
 def decode(tf, data: bytes, is16: bool):
     """Decode an image file's bytes completely (16-bit PNGs as uint16) into a `(H, W, C)` array, as `build` does."""
-    vector = vector_of(data)
-    return decode_op(tf, data, is16, None if vector is None else tf.constant(vector, tf.int32)).numpy()
+    fmt = files.format_of(data)
+    found = decoding.inspect(fmt, decoding.bytes_reader(data)) if fmt else decoding.Decoding()
+    vector = None if found.identity else tf.constant(found.vector(), tf.int32)
+    return decode_op(tf, data, is16, vector, jpeg=fmt == "jpeg").numpy()
