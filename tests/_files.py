@@ -22,6 +22,8 @@ def decode(path) -> np.ndarray:
     data = path.read_bytes()
     if data[:8] == b"\x89PNG\r\n\x1a\n" and data[24] == 16:
         return tf.io.decode_png(data, channels=0, dtype=tf.uint16).numpy()
+    if data[:3] == b"\xff\xd8\xff":  # libjpeg's default IDCT, as OpenCV and Pillow decode
+        return tf.io.decode_jpeg(data, channels=0, dct_method="INTEGER_ACCURATE").numpy()
     return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False).numpy()
 
 

@@ -6,8 +6,10 @@ Commands:
   and write the images, comparison figures and a table of statistics (`demo`).
 * `tf-histeq equalize|clahe INPUT... -o OUTDIR [options]`: equalize image files
   and folders (`equalize`): a `tf.data` pipeline reads, decodes and equalizes in
-  parallel (`pipeline`), optionally on the workers of a `tf.data` service
-  (`service`), and the outputs are encoded and written here (`files`). The
+  parallel (`pipeline`), as OpenCV and Pillow read the files (JPEG IDCT and
+  EXIF orientation, BMP bit masks, transparency: `decoding`), optionally on
+  the workers of a `tf.data` service (`service`), and the outputs are encoded
+  and written here (`files`). The
   options are the keyword names of `tf_histeq.equalize_hist` and
   `tf_histeq.clahe` with dashes, with their choices and defaults
   (`tf_histeq._options`).

@@ -6,9 +6,10 @@ on their own.
 
 - `collect` lists the input files (files as given, image files in folders) and
   refuses an output folder that could touch an input.
-- `sniff` reads a file's first bytes: its format, bit depth, and the channel
+- `sniff` reads a file's headers: its format, bit depth, and the channel
   counts its decoder may return; it refuses the BMP variants that TensorFlow's
-  decoder misreads.
+  decoder misreads. `inspect` reads what the decoder leaves out (transparency,
+  BMP bit masks, EXIF orientation: `tf_histeq.cli.decoding`).
 - `plan` turns the inputs into `Job`s: output paths, and what is known before
   decoding (a failure, or a finished output to skip).
 - `encode_png` and `encode_bmp` write the equalized pixels.
@@ -26,6 +27,8 @@ import secrets
 import struct
 import zlib
 from typing import TYPE_CHECKING
+
+from tf_histeq.cli import decoding
 
 if TYPE_CHECKING:
     import numpy as np
@@ -116,10 +119,14 @@ def collect(inputs: list[str], recursive: bool, output: str, *, role: str = "inp
 
 
 def sniff(path: str) -> tuple[str, bool, tuple[int, ...], tuple[int, int] | None]:
-    """Return `(format, is_16_bit, possible channel counts, (height, width) or None)` from the file's first bytes.
+    """Return `(format, is_16_bit, possible channel counts, (height, width) or None)` from the file's headers.
 
-    The size is None when the header does not give it early enough (a JPEG
-    whose frame header comes after a large metadata block).
+    Channels and size are those of the decoded image after `decoding.inspect`'s
+    findings: a transparent colour adds an alpha channel, a 32-bit BMP has the
+    channels its bit masks give, a JPEG turned by its EXIF orientation has
+    height and width swapped. The size is None when the header does not give
+    it early enough (a JPEG whose frame header comes after a large metadata
+    block).
 
     Raises:
         ValueError: With the reason, if the file cannot be read or is not a
@@ -128,11 +135,41 @@ def sniff(path: str) -> tuple[str, bool, tuple[int, ...], tuple[int, int] | None
     try:
         with open(path, "rb") as f:
             head = f.read(_HEAD_BYTES)
+            fmt = format_of(head)
+            found = _sniff_head(fmt, head)
+            extra = decoding.inspect(fmt, decoding.file_reader(f))
     except OSError as err:
         raise ValueError(f"cannot read the file ({err.strerror or err})") from None
+    fmt, is16, channels, size = found
+    if extra.order:  # a 32-bit BMP: RGB, or RGBA with an alpha mask
+        channels = (len(extra.order),)
+    elif extra.key or extra.gif != (0, 0):  # a transparent colour: an alpha channel is added
+        channels = tuple(c + 1 for c in channels)
+    if size is not None and extra.orientation in decoding.TRANSPOSED:
+        size = size[::-1]
+    return fmt, is16, channels, size
+
+
+def format_of(head: bytes) -> str | None:
+    """`"png"`, `"jpeg"`, `"gif"` or `"bmp"` from a file's first bytes; None if none of them."""
+    return next((name for signature, name in _SIGNATURES if head.startswith(signature)), None)
+
+
+def inspect(path: str, fmt: str) -> decoding.Decoding:
+    """`decoding.inspect` of the file at `path` (a few small reads; `sniff` has checked it).
+
+    Raises:
+        OSError: If the file cannot be read.
+        ValueError: If the file has changed into one `sniff` refuses.
+    """
+    with open(path, "rb") as f:
+        return decoding.inspect(fmt, decoding.file_reader(f))
+
+
+def _sniff_head(fmt: str | None, head: bytes) -> tuple[str, bool, tuple[int, ...], tuple[int, int] | None]:
+    """`sniff` from the first bytes only, before `decoding.inspect` adds to the channels and size."""
     if not head:
         raise ValueError("the file is empty")
-    fmt = next((name for signature, name in _SIGNATURES if head.startswith(signature)), None)
     if fmt is None:
         raise ValueError("not a PNG, JPEG, BMP or GIF image (unknown file signature)")
     if fmt == "png":

@@ -13,7 +13,8 @@ Everything about the reference is settled before any output is written:
   inside the output folder, the output folder not inside the reference folder
   (a rerun would pool the outputs into the reference), every file a readable
   image, all of one bit depth;
-- `read_reference`: decodes them as the inputs are decoded and pools their
+- `read_reference`: decodes them as the inputs are decoded (`pipeline.decode_op`
+  with each file's `decoding.Decoding`) and pools their
   histograms per colour channel with the inputs' `--value-range`, `--bins` and
   `--alpha` (`tf_histeq.reference_histogram`), all with one channel count;
 - `fail_misfits`: an input whose bit depth or channel count cannot be matched
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tf_histeq.cli import files, pipeline
+from tf_histeq.cli import decoding, files, pipeline
 from tf_histeq.cli.files import Job, UsageError
 
 
@@ -38,6 +39,7 @@ class Reference:
     option: str  # as given on the command line
     paths: list[str]
     is16: bool
+    formats: list[str] = dataclasses.field(default_factory=list)  # of the paths, from `files.sniff`
 
 
 def collect_reference(args) -> Reference:
@@ -49,19 +51,20 @@ def collect_reference(args) -> Reference:
             readable image, or mixes 8- and 16-bit images.
     """
     pairs = files.collect([args.reference], args.recursive, args.output, role="--reference")
-    first = {}  # bit depth -> the first file of that depth
+    first, formats = {}, []  # bit depth -> the first file of that depth
     for path, _ in pairs:
         try:
-            is16 = files.sniff(path)[1]
+            fmt, is16 = files.sniff(path)[:2]
         except ValueError as err:
             raise UsageError(f"--reference {path!r}: {err}") from None
         first.setdefault(is16, path)
+        formats.append(fmt)
     if len(first) > 1:
         raise UsageError(
             f"--reference {args.reference!r} mixes 8-bit images ({first[False]!r}) and 16-bit ones "
             f"({first[True]!r}); a reference has one bit depth"
         )
-    return Reference(args.reference, [path for path, _ in pairs], is16=next(iter(first)))
+    return Reference(args.reference, [path for path, _ in pairs], is16=next(iter(first)), formats=formats)
 
 
 def _depth(is16: bool) -> str:
@@ -94,13 +97,14 @@ def read_reference(tf, reference: Reference, kwargs: dict):
 
     options = {name: kwargs[name] for name in ("value_range", "bins", "alpha")}
 
-    def read(path):
-        return pipeline.decode_op(tf, tf.io.read_file(path), reference.is16)
+    def read(path, vector):
+        return pipeline.decode_op(tf, tf.io.read_file(path), reference.is16, vector)
 
-    images = tf.data.Dataset.from_tensor_slices(reference.paths)
+    vectors = [_vector(path, fmt) for path, fmt in zip(reference.paths, reference.formats, strict=True)]
+    images = tf.data.Dataset.from_tensor_slices((reference.paths, tf.constant(vectors, tf.int32)))
     images = images.map(tf.autograph.experimental.do_not_convert(read), num_parallel_calls=tf.data.AUTOTUNE)
     try:
-        channels = read(reference.paths[0]).shape[-1]  # the alpha rule needs it known while tracing
+        channels = read(reference.paths[0], tf.constant(vectors[0])).shape[-1]  # the alpha rule needs it known
         fixed = images.map(
             tf.autograph.experimental.do_not_convert(lambda image: tf.ensure_shape(image, [None, None, channels]))
         )
@@ -128,6 +132,14 @@ def read_reference(tf, reference: Reference, kwargs: dict):
         else:
             total += counts
     return total
+
+
+def _vector(path: str, fmt: str) -> list[int]:
+    """The `decoding.Decoding.vector` of a reference file (identity if it cannot be read now: decoding says why)."""
+    try:
+        return files.inspect(path, fmt).vector()
+    except (OSError, ValueError):
+        return decoding.Decoding().vector()
 
 
 def fail_misfits(tf, reference: Reference, kwargs: dict, todo: list[Job]) -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import importlib
 import os
 import re
 import sys
 
+from tf_histeq.cli import decoding, files
 from tf_histeq.cli.files import Job
 
 _FORMAT_CODE = {"png": 0, "jpeg": 1, "bmp": 2}
@@ -20,6 +22,9 @@ _FORMAT_CODE = {"png": 0, "jpeg": 1, "bmp": 2}
 # anew (about a second of CPU), and the compiled op runs a few times faster on CPU than the graph,
 # which repays the compile after a few dozen images of that shape.
 XLA_MIN_IMAGES = 32
+# The IDCT of JPEG inputs: libjpeg's default (JDCT_ISLOW), which `cv2.imread` and Pillow use. TensorFlow's
+# own default (INTEGER_FAST, JDCT_IFAST) puts pixels up to a few levels off theirs.
+JPEG_DCT_METHOD = "INTEGER_ACCURATE"
 
 
 @contextlib.contextmanager
@@ -153,10 +158,17 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
     and one that fails on a worker is dropped there (`ignore_errors`), so that
     one bad file does not end the job; `service.results` redoes the missing ones
     here.
+
+    Files are decoded as `decode_op` does, with what their headers say beyond
+    the decoders (`files.inspect`: a second read of each file's headers, about
+    0.1 ms): transparency, BMP bit masks, EXIF orientation. That travels as an
+    int32 vector in the elements of a part only where some file of the part
+    needs it, so a folder of plain files runs the graph it ran before.
     """
     # Trace the op only for the (bit depth, channels) pairs the headers allow, and under XLA only
     # where a job needs it: each costs a trace.
     compiled = runs_compiled(jobs)
+    fixes = [_inspect(job) for job in jobs]
     expected = {(job.is16, c) for job in jobs for c in job.channels}
     expected_xla = {(job.is16, c) for job, xla in zip(jobs, compiled, strict=True) if xla for c in job.channels}
     op_xla = tf.function(lambda image: op(image, **kwargs), jit_compile=True, autograph=False)
@@ -205,15 +217,15 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         channels = tf.shape(image)[-1]
         return tf.switch_case(channels - 1, [branch(c) for c in (1, 2, 3, 4)])
 
-    def process(index, path, is16, fmt, xla):
+    def process(index, path, is16, fmt, xla, vector=None, *, jpeg=None):
         data = tf.io.read_file(path)
 
         def decode8():
-            image = decode_op(tf, data, False)
+            image = decode_op(tf, data, False, vector, jpeg=jpeg)
             return per_channels(image, fmt, xla, tf.uint8), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         def decode16():
-            image = decode_op(tf, data, True)
+            image = decode_op(tf, data, True, vector)
             return per_channels(image, fmt, xla, tf.uint16), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         (payload, error), pixels = tf.cond(is16, decode16, decode8)
@@ -223,8 +235,8 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         is16, (height, width), channels, out_fmt = key
         dtype = tf.uint16 if is16 else tf.uint8
 
-        def process_static(index, path):
-            image = decode_op(tf, tf.io.read_file(path), is16)
+        def process_static(index, path, vector=None, *, jpeg=None):
+            image = decode_op(tf, tf.io.read_file(path), is16, vector, jpeg=jpeg)
             image = tf.ensure_shape(image, [height, width, channels])  # a header that lied fails here
             try:
                 out = op_xla(image)
@@ -240,17 +252,25 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         part = jobs[first:last]
         sources = tf.constant([os.path.abspath(job.source) if service else job.source for job in part])
         indices = tf.range(first, last, dtype=tf.int32)
+        # What the headers say beyond the decoders, as a tensor only where some file of the part needs it.
+        vectors = (
+            ()
+            if all(d.identity for d in fixes[first:last])
+            else (tf.constant([d.vector() for d in fixes[first:last]], tf.int32),)
+        )
         if key is not None:
-            dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources)), static(key)
+            dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources, *vectors)), static(key)
         else:
             flags = (
                 tf.constant([job.is16 for job in part]),
                 tf.constant([_FORMAT_CODE[job.out_fmt] for job in part], tf.int32),
                 tf.constant(compiled[first:last], tf.bool),
             )
-            dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources, *flags)), process
+            dataset, function = tf.data.Dataset.from_tensor_slices((indices, sources, *flags, *vectors)), process
+        kinds = {job.fmt == "jpeg" for job in part}  # a part of JPEGs only, or of none, needs no test of each file
+        jpeg = kinds.pop() if len(kinds) == 1 else None
         # Plain Python control flow only: AutoGraph has nothing to convert, and skipping it saves seconds.
-        function = tf.autograph.experimental.do_not_convert(function)
+        function = tf.autograph.experimental.do_not_convert(functools.partial(function, jpeg=jpeg))
         return dataset.map(function, num_parallel_calls=tf.data.AUTOTUNE, deterministic=service is None)
 
     # Runs of consecutive jobs with one static key (None: the general pipeline); one run for the service.
@@ -296,17 +316,43 @@ def results(tf, dataset, count: int, paths: list[str] | None = None):
         expected += 1
 
 
-def decode_op(tf, data, is16: bool):
+def _inspect(job: Job) -> decoding.Decoding:
+    """`files.inspect` of a job's file; nothing to apply if it cannot be read now (the pipeline reports that)."""
+    try:
+        return files.inspect(job.source, job.fmt)
+    except (OSError, ValueError):
+        return decoding.Decoding()
+
+
+def decode_op(tf, data, is16: bool, vector=None, *, jpeg: bool | None = None):
     """Decode an image file's bytes (a string tensor) completely into a `(H, W, C)` tensor.
 
     16-bit PNGs (`is16`, from `files.sniff`) as uint16, everything else as uint8:
-    PNG, JPEG, BMP, and the first frame of a GIF.
+    PNG, JPEG (with `JPEG_DCT_METHOD`, as OpenCV and Pillow decode it), BMP, and
+    the first frame of a GIF. `vector`, the file's `decoding.Decoding.vector`
+    (an int32 tensor), adds what the decoders leave out (transparency, BMP bit
+    masks, EXIF orientation); None adds nothing. `jpeg` says whether the file
+    is a JPEG, if known; None tests its signature in the graph.
     """
+
+    def jpeg_image():
+        return tf.io.decode_jpeg(data, channels=0, dct_method=JPEG_DCT_METHOD)
+
+    def other_image():
+        return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+
     if is16:
-        return tf.io.decode_png(data, channels=0, dtype=tf.uint16)
-    return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+        image = tf.io.decode_png(data, channels=0, dtype=tf.uint16)
+    elif jpeg is None:
+        image = tf.cond(tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"), jpeg_image, other_image)
+    else:
+        image = jpeg_image() if jpeg else other_image()
+    return image if vector is None else decoding.apply(tf, data, image, vector)
 
 
 def decode(tf, data: bytes, is16: bool):
-    """Decode an image file's bytes completely (16-bit PNGs as uint16) into a `(H, W, C)` array."""
-    return decode_op(tf, data, is16).numpy()
+    """Decode an image file's bytes completely (16-bit PNGs as uint16) into a `(H, W, C)` array, as `build` does."""
+    fmt = files.format_of(data)
+    found = decoding.inspect(fmt, decoding.bytes_reader(data)) if fmt else decoding.Decoding()
+    vector = None if found.identity else tf.constant(found.vector(), tf.int32)
+    return decode_op(tf, data, is16, vector, jpeg=fmt == "jpeg").numpy()
