@@ -9,7 +9,7 @@ workers run) are the same.
 Everything about the reference is settled before any output is written:
 
 - `collect_reference` (no TensorFlow): the file, or the image files of the
-  folder (`files.collect`, with `--recursive` for subfolders), none of them
+  folder (`listing.collect`, with `--recursive` for subfolders), none of them
   inside the output folder, the output folder not inside the reference folder
   (a rerun would pool the outputs into the reference), every file a readable
   image, all of one bit depth;
@@ -26,8 +26,9 @@ A problem with the reference is a usage error (exit 2, `tf-histeq: error:
 from __future__ import annotations
 
 import dataclasses
+import os
 
-from tf_histeq.cli import files, pipeline
+from tf_histeq.cli import files, listing, pipeline
 from tf_histeq.cli.files import Job, UsageError
 
 
@@ -38,6 +39,7 @@ class Reference:
     option: str  # as given on the command line
     paths: list[str]
     is16: bool
+    listing: listing.Listing | None = None  # what was listed and left out
 
 
 def collect_reference(args) -> Reference:
@@ -48,7 +50,10 @@ def collect_reference(args) -> Reference:
             inside the output folder or contains it, holds a file that is not a
             readable image, or mixes 8- and 16-bit images.
     """
-    pairs = files.collect([args.reference], args.recursive, args.output, role="--reference")
+    found = listing.collect([args.reference], args.recursive, args.output, role="--reference", per_file=True)
+    for path, why in found.failed:
+        raise UsageError(f"--reference {listing.shown(path)!r}: {why}")
+    pairs = found.pairs
     first = {}  # bit depth -> the first file of that depth
     for path, _ in pairs:
         try:
@@ -61,7 +66,7 @@ def collect_reference(args) -> Reference:
             f"--reference {args.reference!r} mixes 8-bit images ({first[False]!r}) and 16-bit ones "
             f"({first[True]!r}); a reference has one bit depth"
         )
-    return Reference(args.reference, [path for path, _ in pairs], is16=next(iter(first)))
+    return Reference(args.reference, [path for path, _ in pairs], is16=next(iter(first)), listing=found)
 
 
 def _depth(is16: bool) -> str:
@@ -97,10 +102,10 @@ def read_reference(tf, reference: Reference, kwargs: dict):
     def read(path):
         return pipeline.decode_op(tf, tf.io.read_file(path), reference.is16)
 
-    images = tf.data.Dataset.from_tensor_slices(reference.paths)
+    images = tf.data.Dataset.from_tensor_slices([os.fsencode(path) for path in reference.paths])  # any name's bytes
     images = images.map(tf.autograph.experimental.do_not_convert(read), num_parallel_calls=tf.data.AUTOTUNE)
     try:
-        channels = read(reference.paths[0]).shape[-1]  # the alpha rule needs it known while tracing
+        channels = read(os.fsencode(reference.paths[0])).shape[-1]  # the alpha rule needs it known while tracing
         fixed = images.map(
             tf.autograph.experimental.do_not_convert(lambda image: tf.ensure_shape(image, [None, None, channels]))
         )
