@@ -145,15 +145,15 @@ def test_input_deleted_before_its_compare_figure_is_drawn(tmp_path, capsys, monk
     names = _make_inputs(src, count=2)
     gone = names[1]
     data = (src / gone).read_bytes()
-    real_write = writing.write_atomic
+    real_commit = writing.commit
 
-    def write_then_delete(path, payload, **kwargs):  # the image is written; its source goes before the figure
-        written = real_write(path, payload, **kwargs)
-        if os.path.basename(path) == gone:
+    def write_then_delete(staged, **kwargs):  # the image is written; its source goes before the figure
+        written = real_commit(staged, **kwargs)
+        if os.path.basename(staged.path) == gone:
             (src / gone).unlink()
         return written
 
-    monkeypatch.setattr(writing, "write_atomic", write_then_delete)
+    monkeypatch.setattr(writing, "commit", write_then_delete)
     code, stdout, err = _main(["equalize", src, "-o", out, "--compare"], capsys)
     assert code == 1
     assert "1 processed, 0 skipped (output exists), 1 failed" in stdout

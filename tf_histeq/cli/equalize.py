@@ -169,9 +169,11 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     """Equalize, encode and write the jobs to do, counting in `tally`; a Ctrl-C ends it between two files.
 
     The pipeline's threads decode and equalize; a pool of threads encodes
-    (`_encode`: NumPy and zlib, which release the GIL), a few files ahead; this
-    thread writes the files in order, so an interrupted run stops at a file
-    boundary and every write is the main thread's.
+    (`_encode`: NumPy and zlib, which release the GIL) and writes each file
+    under its temporary name, synced to the disk (`writing.stage`), a few files
+    ahead; this thread names the files in order (`writing.commit`), so an
+    interrupted run stops at a file boundary, and removes the staged files it
+    did not name.
     """
     tf = pipeline.import_tensorflow()
     from tf_histeq import ops
@@ -189,7 +191,7 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     results = None
 
     def finish() -> None:
-        job, encoding, error, pixels = pending.popleft()
+        job, encoding, error, pixels = pending[0]  # left in `pending` until named: a stop discards it
         if error is None:
             try:
                 if _write_outputs(tf, job, *encoding.result(), args, kwargs):
@@ -202,6 +204,7 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
             except OSError as err:
                 error = f"cannot write the output ({err.strerror or err})"
                 tally.full_disk += err.errno in _FULL_DISK
+        pending.popleft()
         if error is not None:
             job.error = error
             tally.failed.append(job)
@@ -231,6 +234,9 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
             tally.signum = interrupt.signum or signal.SIGINT
         finally:
             encoders.shutdown(wait=True, cancel_futures=True)
+            for _, encoding, _, _ in pending:  # staged and never named: their temporary files go
+                if encoding is not None and not encoding.cancelled() and encoding.exception() is None:
+                    writing.discard(encoding.result()[0])
             if results is not None:
                 results.close()  # ends the service reader too
             progress.close()
@@ -289,19 +295,23 @@ def _report_left_out(left_out: list[tuple[str, str]]) -> None:
         print(f"{PROG}: left out: {shown(path)}: {why}", file=sys.stderr)
 
 
-def _encode(tf, job: Job, payload: bytes, args) -> tuple[bytes, object]:
-    """The output file's bytes, and its pixels (None for JPEG, which the pipeline encoded)."""
+def _encode(tf, job: Job, payload: bytes, args) -> tuple[writing.Staged, object, bytes | None]:
+    """Encode the output and stage it (`writing.stage`): the staged file, its pixels and its bytes.
+
+    The pixels are None for JPEG (which the pipeline encoded), the bytes None
+    unless a `--compare` figure needs them.
+    """
     if job.out_fmt == "jpeg":
-        return payload, None
-    pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
-    if job.out_fmt == "png":
-        return files.encode_png(pixels, args.png_compression), pixels
-    return files.encode_bmp(pixels), pixels
+        encoded, pixels = payload, None
+    else:
+        pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
+        encoded = files.encode_png(pixels, args.png_compression) if job.out_fmt == "png" else files.encode_bmp(pixels)
+    return writing.stage(job.output, encoded), pixels, encoded if job.figure else None
 
 
-def _write_outputs(tf, job: Job, encoded: bytes, pixels, args, kwargs: dict) -> bool:
-    """Write the job's image (and draw and write its figure); True if this run wrote the image."""
-    written = writing.write_atomic(job.output, encoded, overwrite=args.overwrite)
+def _write_outputs(tf, job: Job, staged: writing.Staged, pixels, encoded, args, kwargs: dict) -> bool:
+    """Name the job's staged image (and draw and write its figure); True if this run wrote the image."""
+    written = writing.commit(staged, overwrite=args.overwrite)
     if job.figure:
         try:
             with open(job.source, "rb") as f:

@@ -4,7 +4,8 @@ Pure Python, no TensorFlow.
 
 - `write_atomic` puts a file in place complete or not at all (its data on the
   disk before it takes its name), and never replaces an existing file unless
-  asked to.
+  asked to; `stage` and `commit` are its two halves, for a writer that syncs
+  files in several threads and names them in order in one.
 - Its temporary files are named `.tf-histeq-RANDOM-NAME.tmp` (`TEMP_PREFIX`),
   cut to fit the file system's name limit whatever the output's name, and
   locked while written; `remove_stale` deletes those that a killed run (kill -9,
@@ -17,6 +18,7 @@ Pure Python, no TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import hashlib
 import os
@@ -113,21 +115,81 @@ def _lock(fd: int, *, wait: bool) -> bool | None:
     return True
 
 
+@dataclasses.dataclass
+class Staged:
+    """An output written under its temporary name, synced to the disk and locked, waiting for `commit`."""
+
+    path: str  # the final name
+    tmp: str
+    file: object  # the open temporary file, which holds the lock
+
+
+def stage(path: str, data: bytes) -> Staged:
+    """Write `data` to a fresh temporary file next to `path` (`temp_name`), lock it and sync it to the disk.
+
+    The first half of `write_atomic`, which a thread can do while another names
+    the files staged before (`commit`). If it fails, nothing is left behind.
+
+    Raises:
+        OSError: If the folder or the file cannot be written (a full disk, a
+            read-only folder).
+    """
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = temp_name(path)
+    f = open(tmp, "xb")  # noqa: SIM115 - kept open (and locked) until `commit` or `discard`
+    staged = Staged(path, tmp, f)
+    try:
+        _lock(f.fileno(), wait=True)  # held until the file is closed, after it has its name
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    except BaseException:
+        discard(staged)
+        raise
+    return staged
+
+
+def commit(staged: Staged, *, overwrite: bool) -> bool:
+    """Give a staged file its name (see `write_atomic`); True if written, False if the name was taken and kept.
+
+    The temporary name is removed whatever happens.
+
+    Raises:
+        OSError: If the name cannot be given (a read-only folder).
+    """
+    try:
+        if fcntl is not None:  # POSIX: named while open (and locked)
+            return _take_name(staged.tmp, staged.path, overwrite)
+        staged.file.close()  # Windows renames closed files only
+        return _take_name(staged.tmp, staged.path, overwrite)
+    finally:
+        discard(staged)
+
+
+def discard(staged: Staged) -> None:
+    """Close a staged file and remove its temporary name (if it is still there); never raises."""
+    with contextlib.suppress(Exception):
+        staged.file.close()
+    with contextlib.suppress(OSError):
+        os.unlink(staged.tmp)
+
+
 def write_atomic(path: str, data: bytes, *, overwrite: bool) -> bool:
     """Put `data` at `path` complete or not at all; without `overwrite`, never replace a file there.
 
     The data goes to a temporary file in the same folder (`temp_name`), locked
     while it exists, and is flushed to the disk (`os.fsync`) before the file
-    takes its name in one step, so that after a crash or a power loss the name
-    holds the complete data or does not exist (`sync_folders` then makes the
-    name itself durable). With `overwrite` that step is `os.replace`. Without
-    it, the step is `os.link`, which fails if anything has the name, even a
-    file another process put there a moment ago: two runs writing the same
-    output cannot overwrite each other, and one of them finds the output done.
-    On a file system without hard links (FAT, some network and FUSE mounts) it
-    falls back to checking that the name is free and then renaming: still
-    complete-or-nothing, but with a short window in which a file created by
-    another process at that instant could be replaced.
+    takes its name in one step (`stage`, then `commit`), so that after a crash
+    or a power loss the name holds the complete data or does not exist
+    (`sync_folders` then makes the name itself durable). With `overwrite` that
+    step is `os.replace`. Without it, the step is `os.link`, which fails if
+    anything has the name, even a file another process put there a moment ago:
+    two runs writing the same output cannot overwrite each other, and one of
+    them finds the output done. On a file system without hard links (FAT, some
+    network and FUSE mounts) it falls back to checking that the name is free
+    and then renaming: still complete-or-nothing, but with a short window in
+    which a file created by another process at that instant could be replaced.
 
     The temporary file is removed whatever happens, Ctrl-C included; one left
     by a killed process is removed by the next run (`remove_stale`).
@@ -153,21 +215,7 @@ def write_atomic(path: str, data: bytes, *, overwrite: bool) -> bool:
         >>> path.read_bytes(), os.listdir(path.parent)
         (b'first', ['a.png'])
     """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "xb") as f:
-            _lock(f.fileno(), wait=True)  # held until the file is closed, after it has its name
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-            if fcntl is not None:  # POSIX: named while open (and locked)
-                return _take_name(tmp, path, overwrite)
-        return _take_name(tmp, path, overwrite)  # Windows renames closed files only
-    finally:
-        with contextlib.suppress(OSError):  # the temporary name, if it is still there
-            os.unlink(tmp)
+    return commit(stage(path, data), overwrite=overwrite)
 
 
 def _take_name(tmp: str, path: str, overwrite: bool) -> bool:
