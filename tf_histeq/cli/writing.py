@@ -78,8 +78,9 @@ def fit_name(path: str, suffix: str) -> str:
     Example:
         >>> fit_name("out/a.png", ".compare.png")
         'out/a.png.compare.png'
-        >>> len(os.path.basename(fit_name("out/" + "é" * 127 + ".png", ".compare.png")).encode())
-        254
+        >>> long = fit_name("out/" + "é" * 120 + ".png", ".compare.png")  # 244 + 12 bytes: one too many
+        >>> len(os.path.basename(long).encode()), long.endswith(".compare.png"), long[4:7]
+        (255, True, 'ééé')
     """
     folder, name = os.path.split(path)
     limit = name_max(folder)
