@@ -187,7 +187,7 @@ def test_a_named_pipe_called_png_is_reported_and_never_opened(tmp_path, capsys):
 # --------------------------------------------------------------------------- long names
 
 
-@pytest.mark.parametrize("length", [228, 242, 255])
+@pytest.mark.parametrize("length", [228, 255])  # --compare failed from ~228 bytes, images from 242
 def test_names_up_to_the_file_system_limit_are_written_with_their_compare_figure(tmp_path, capsys, length):
     pytest.importorskip("matplotlib")
     src, out = tmp_path / "in", tmp_path / "out"
