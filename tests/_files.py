@@ -44,6 +44,12 @@ class HalfWritten:
     def __exit__(self, *exc):
         self.file.close()
 
+    def fileno(self):
+        return self.file.fileno()
+
+    def flush(self):
+        self.file.flush()
+
     def write(self, data):
         self.file.write(data[: len(data) // 2])
         self.file.flush()

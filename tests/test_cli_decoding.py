@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tests._references import assert_same_pixels
 from tf_histeq import ops, samples
-from tf_histeq.cli import files, pipeline
+from tf_histeq.cli import files, listing, pipeline
 
 cv2 = pytest.importorskip("cv2")
 Image = pytest.importorskip("PIL.Image")
@@ -336,7 +336,7 @@ def test_compiled_static_pipelines_read_the_files_as_the_general_one(outputs, tm
         for copy in ("a", "b"):
             (inputs / f"{copy}_{name}").write_bytes((src / name).read_bytes())
     jobs = files.plan(
-        files.collect([str(inputs)], False, str(tmp_path / "out")), "", fmt="png", overwrite=True, compare=False
+        listing.collect([str(inputs)], False, str(tmp_path / "out")).pairs, "", fmt="png", overwrite=True, compare=False
     )
     assert all(pipeline.runs_compiled(jobs)) and all(pipeline._static_key(job, True) for job in jobs)
     assert main(["equalize", str(inputs), "-o", str(tmp_path / "out"), "--format", "png"]) == 0

@@ -29,7 +29,7 @@ from tests._files import HalfWritten, decode, write_png
 from tests._references import assert_same_pixels
 from tests._subprocess import ROOT, python_env
 from tf_histeq import samples
-from tf_histeq.cli import files, main, pipeline, terminal
+from tf_histeq.cli import files, main, pipeline, terminal, writing
 
 _RETIRED: list = []  # tf.data service servers, kept until the process ends
 # Every test here runs the CLI in subprocesses or against a data service: slow.
@@ -145,15 +145,15 @@ def test_input_deleted_before_its_compare_figure_is_drawn(tmp_path, capsys, monk
     names = _make_inputs(src, count=2)
     gone = names[1]
     data = (src / gone).read_bytes()
-    real_write = files.write_atomic
+    real_commit = writing.commit
 
-    def write_then_delete(path, payload, **kwargs):  # the image is written; its source goes before the figure
-        written = real_write(path, payload, **kwargs)
-        if os.path.basename(path) == gone:
+    def write_then_delete(staged, **kwargs):  # the image is written; its source goes before the figure
+        written = real_commit(staged, **kwargs)
+        if os.path.basename(staged.path) == gone:
             (src / gone).unlink()
         return written
 
-    monkeypatch.setattr(files, "write_atomic", write_then_delete)
+    monkeypatch.setattr(writing, "commit", write_then_delete)
     code, stdout, err = _main(["equalize", src, "-o", out, "--compare"], capsys)
     assert code == 1
     assert "1 processed, 0 skipped (output exists), 1 failed" in stdout
@@ -189,7 +189,7 @@ def test_full_output_disk_leaves_no_partial_file_and_a_rerun_finishes(tmp_path, 
                 return HalfWritten(file, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))  # a full disk
         return file
 
-    monkeypatch.setattr(files, "open", fake_open, raising=False)
+    monkeypatch.setattr(writing, "open", fake_open, raising=False)
     code, stdout, err = _main(["equalize", src, "-o", out], capsys)
     assert code == 1
     assert "2 processed, 0 skipped (output exists), 4 failed" in stdout
@@ -256,7 +256,7 @@ def test_a_bug_behind_the_service_is_raised_not_reported_as_a_stopped_service(tm
 SLOW_DISK_CLI = textwrap.dedent(
     """
     import builtins, os, signal, sys, time
-    from tf_histeq.cli import files, main, service
+    from tf_histeq.cli import main, service, writing
 
     PAUSE = float(os.environ["SLOW_WRITE_S"])
 
@@ -267,6 +267,10 @@ SLOW_DISK_CLI = textwrap.dedent(
             return self
         def __exit__(self, *exc):
             self.file.close()
+        def fileno(self):
+            return self.file.fileno()
+        def flush(self):
+            self.file.flush()
         def write(self, data):
             self.file.write(data[: len(data) // 2])
             self.file.flush()
@@ -280,7 +284,7 @@ SLOW_DISK_CLI = textwrap.dedent(
     # SIGINT as an interactive shell hands it to a command, even when this test run was started with
     # SIGINT ignored (nohup, a background job of a script), which the child would otherwise inherit.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    files.open = slow_open
+    writing.open = slow_open
     service.SERVICE_WAIT_NOTE_S = 0.2
     sys.exit(main(sys.argv[1:]))
     """

@@ -19,7 +19,7 @@ from tests import _images
 from tests._references import assert_same_pixels
 from tests._subprocess import python_env
 from tf_histeq import samples
-from tf_histeq.cli import files
+from tf_histeq.cli import files, listing, writing
 
 cv2 = pytest.importorskip("cv2")
 Image = pytest.importorskip("PIL.Image")
@@ -143,13 +143,13 @@ def _leftovers(folder) -> list[str]:
 
 def test_write_atomic_creates_and_never_replaces_without_overwrite(tmp_path):
     path = tmp_path / "sub" / "a.png"
-    assert files.write_atomic(str(path), b"first", overwrite=False)
-    assert not files.write_atomic(str(path), b"second", overwrite=False)
+    assert writing.write_atomic(str(path), b"first", overwrite=False)
+    assert not writing.write_atomic(str(path), b"second", overwrite=False)
     assert path.read_bytes() == b"first"
-    assert files.write_atomic(str(path), b"third", overwrite=True)
+    assert writing.write_atomic(str(path), b"third", overwrite=True)
     assert path.read_bytes() == b"third" and not _leftovers(path.parent)
     (tmp_path / "link.png").symlink_to(tmp_path / "nowhere.png")  # a dangling link is a taken name too
-    assert not files.write_atomic(str(tmp_path / "link.png"), b"x", overwrite=False)
+    assert not writing.write_atomic(str(tmp_path / "link.png"), b"x", overwrite=False)
     assert not (tmp_path / "nowhere.png").exists()
 
 
@@ -164,8 +164,8 @@ def test_an_output_that_appears_while_writing_is_kept(tmp_path, monkeypatch):
             path.write_bytes(b"the other run's output")
         return file
 
-    monkeypatch.setattr(files, "open", open_then_race, raising=False)
-    assert files.write_atomic(str(path), b"this run's output", overwrite=False) is False
+    monkeypatch.setattr(writing, "open", open_then_race, raising=False)
+    assert writing.write_atomic(str(path), b"this run's output", overwrite=False) is False
     assert path.read_bytes() == b"the other run's output" and not _leftovers(tmp_path)
 
 
@@ -177,9 +177,9 @@ def test_the_no_clobber_step_is_a_hard_link_which_refuses_a_name_taken_at_that_i
         path.write_bytes(b"the other run's output")
         return real_link(src, dst)
 
-    monkeypatch.setattr(files.os, "replace", lambda *args: pytest.fail("os.replace could replace a file"))
-    monkeypatch.setattr(files.os, "link", link_just_after_another_run)
-    assert files.write_atomic(str(path), b"this run's output", overwrite=False) is False
+    monkeypatch.setattr(writing.os, "replace", lambda *args: pytest.fail("os.replace could replace a file"))
+    monkeypatch.setattr(writing.os, "link", link_just_after_another_run)
+    assert writing.write_atomic(str(path), b"this run's output", overwrite=False) is False
     assert path.read_bytes() == b"the other run's output" and not _leftovers(tmp_path)
 
 
@@ -188,10 +188,10 @@ def test_without_hard_links_the_write_falls_back_to_check_then_rename(tmp_path, 
     def no_links(src, dst):
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(files.os, "link", no_links)
+    monkeypatch.setattr(writing.os, "link", no_links)
     path = tmp_path / "a.png"
-    assert files.write_atomic(str(path), b"first", overwrite=False)
-    assert not files.write_atomic(str(path), b"second", overwrite=False)
+    assert writing.write_atomic(str(path), b"first", overwrite=False)
+    assert not writing.write_atomic(str(path), b"second", overwrite=False)
     assert path.read_bytes() == b"first" and not _leftovers(tmp_path)
 
 
@@ -199,9 +199,9 @@ def test_other_link_errors_are_raised_and_leave_nothing(tmp_path, monkeypatch):
     def full(src, dst):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(files.os, "link", full)
+    monkeypatch.setattr(writing.os, "link", full)
     with pytest.raises(OSError, match="No space left on device"):
-        files.write_atomic(str(tmp_path / "a.png"), b"data", overwrite=False)
+        writing.write_atomic(str(tmp_path / "a.png"), b"data", overwrite=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -220,7 +220,7 @@ def test_plan_names_outputs_and_marks_what_is_known_before_decoding(tmp_path):
     (src / "notes.txt").write_text("not an image name")
     out.mkdir()
     (out / "a.png").write_bytes(b"done before")
-    pairs = files.collect([str(src)], recursive=True, output=str(out))
+    pairs = listing.collect([str(src)], recursive=True, output=str(out)).pairs
     assert [rel for _, rel in pairs] == ["a.png", "c.bmp", "c.png", os.path.join("sub", "b.PNG")]
     jobs = files.plan(pairs, str(out), fmt="png", overwrite=False, compare=False)
     assert [(os.path.relpath(j.output, out), j.skip, j.is16, j.size) for j in jobs] == [

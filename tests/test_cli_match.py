@@ -24,7 +24,7 @@ from tests._files import decode, write_png
 from tests._files import run_cli as _run
 from tests._references import assert_same_pixels
 from tf_histeq import _options, samples
-from tf_histeq.cli import app, files, pipeline
+from tf_histeq.cli import app, files, listing, pipeline
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 INPUTS_16 = ["rgb16.png", "xray16.png"]
@@ -122,7 +122,9 @@ def test_repeated_sizes_run_xla_compiled_with_the_same_pixels(data, tmp_path, ca
     source.mkdir()
     (source / "a.png").write_bytes((data / "in8" / "xray.png").read_bytes())
     write_png(source / "b.png", samples.chest_xray((40, 48), seed=4))
-    jobs = files.plan(files.collect([str(source)], False, str(out)), str(out), fmt=None, overwrite=False, compare=False)
+    jobs = files.plan(
+        listing.collect([str(source)], False, str(out)).pairs, str(out), fmt=None, overwrite=False, compare=False
+    )
     assert pipeline.runs_compiled(jobs) == [True, True]
     code, _, err = _run(["match", source, "-o", out, "--reference", data / "gray.png"], capsys)
     assert code == 0, err

@@ -31,15 +31,20 @@ Nothing is lost or overwritten: inputs are never written to; existing outputs
 are kept unless `--overwrite` (so a rerun skips finished files and an
 interrupted run resumes); every file is written under a temporary name in its
 folder and takes its final name in one atomic step that fails if the name is
-taken, so two runs writing into one folder never replace each other's files
-(`files.write_atomic`); a file that cannot be read or decoded is reported with
-its path and the reason while the others go on. The same holds for a file
-deleted or replaced mid-run, and for an output that cannot be written (a full
-disk): the temporary file is removed and the input is reported. A first Ctrl-C
-(SIGINT) stops the run after the file in hand, a second one at once; either way
-no partial file is left, and the same command again does the rest (`terminal`).
-Exit status: 0 when every input succeeded, 1 when any failed, 2 for a usage
-error (`tf-histeq: error: ...`), 130 when interrupted (`app`).
+taken, so two runs writing into one folder never replace each other's files;
+its data is synced to the disk before it is named (`writing.write_atomic`); no
+output is written where its folder resolves into an input (`listing.guard`);
+every path the listing leaves out is reported (`listing.collect`); a file
+that cannot be read or decoded is reported with its path and the reason while
+the others go on. The same holds for a file deleted or replaced mid-run, and
+for an output that cannot be written (a full disk): the temporary file is
+removed and the input is reported. A first Ctrl-C
+(SIGINT), SIGTERM or SIGHUP stops the run after the file in hand, a second one
+at once; either way no partial file is left, and the same command again does
+the rest (`terminal`); a temporary file left by kill -9 is removed by the next
+run (`writing.remove_stale`). Exit status: 0 when every input succeeded, 1 when
+any failed, 2 for a usage error (`tf-histeq: error: ...`), 128 + the signal's
+number when interrupted: 130 (SIGINT), 143 (SIGTERM), 129 (SIGHUP) (`app`).
 
 TensorFlow is imported only once a command needs it, so `tf-histeq --help`
 returns at once.

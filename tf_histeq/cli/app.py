@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Histogram equalization and CLAHE in TensorFlow ops, bit-exact with OpenCV and Pillow, and "
         "histogram matching, bit-exact with scikit-image.",
         epilog="Start with `tf-histeq demo`. Exit status: 0 all inputs done, 1 some failed, 2 usage error, "
-        "130 interrupted.",
+        "130/143/129 interrupted by SIGINT (Ctrl-C)/SIGTERM/SIGHUP.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -196,7 +196,8 @@ def main(argv=None) -> int:
     Returns:
         The exit status: 0 when every input succeeded, 1 when any input failed,
         2 for a usage error (reported as `tf-histeq: error: ...` on stderr),
-        130 when interrupted. `tf-histeq bench ARGS` returns
+        128 + the signal's number when interrupted (130 for Ctrl-C, 143 for
+        SIGTERM, 129 for SIGHUP). `tf-histeq bench ARGS` returns
         `tf_histeq.bench.main(ARGS)`.
 
     Example:

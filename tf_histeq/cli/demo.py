@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from tf_histeq import __version__
-from tf_histeq.cli import files, pipeline
+from tf_histeq.cli import files, pipeline, writing
 from tf_histeq.cli.equalize import PLOT_HINT, figure_png, plot_available
 from tf_histeq.cli.files import UsageError
 from tf_histeq.cli.terminal import PROG
@@ -173,11 +173,11 @@ def run(args) -> int:
     written = dict(known)
     try:
         for name, data in outputs.items():
-            files.write_atomic(os.path.join(out, name), data, overwrite=True)
+            writing.write_atomic(os.path.join(out, name), data, overwrite=True)
             written[name] = hashlib.sha256(data).hexdigest()
     finally:
         manifest = {"tool": "tf-histeq demo", "version": __version__, "files": dict(sorted(written.items()))}
-        files.write_atomic(
+        writing.write_atomic(
             os.path.join(out, DEMO_MANIFEST), (json.dumps(manifest, indent=1) + "\n").encode(), overwrite=True
         )
     elapsed = time.perf_counter() - start

@@ -9,13 +9,15 @@ import errno
 import importlib
 import io
 import os
+import signal
 import sys
 import time
 
 from tf_histeq import _options
-from tf_histeq.cli import files, match, pipeline, service
+from tf_histeq.cli import files, listing, match, pipeline, service, writing
 from tf_histeq.cli.app import ALPHA_WORDS
 from tf_histeq.cli.files import Job, UsageError
+from tf_histeq.cli.listing import shown
 from tf_histeq.cli.terminal import PROG, Interrupt, Progress
 
 PLOT_HINT = 'pip install "tf_histeq[plot]"'
@@ -86,11 +88,13 @@ class _Tally:
     pixels: int = 0  # height × width of the processed images
     full_disk: int = 0  # outputs not written for want of space
     interrupted: bool = False
+    signum: int = signal.SIGINT  # what interrupted it
+    left_out: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, reason) not listed
     seconds: float = 0.0
 
 
 def run(args) -> int:
-    """Run the command; return the exit status (0 all done, 1 some failed, 130 interrupted).
+    """Run the command; return the exit status (0 all done, 1 some failed, 128 + signal number interrupted).
 
     Raises:
         UsageError: For options or inputs that do not fit, before any output is written.
@@ -99,13 +103,16 @@ def run(args) -> int:
     host_port = service.address(args.data_service)
     if host_port:
         service.check_reachable(args.data_service, host_port)
-    pairs = files.collect(args.inputs, args.recursive, args.output)
+    inputs = listing.collect(args.inputs, args.recursive, args.output)
     reference = match.collect_reference(args) if args.op == "match_histograms" else None
     compare = args.compare
     if compare and not plot_available():
         print(f"{PROG}: note: --compare needs matplotlib ({PLOT_HINT}); writing images only", file=sys.stderr)
         compare = False
-    jobs = files.plan(pairs, args.output, fmt=args.format, overwrite=args.overwrite, compare=compare)
+    jobs = files.plan(inputs.pairs, args.output, fmt=args.format, overwrite=args.overwrite, compare=compare)
+    listing.guard(jobs, inputs, reference.listing if reference is not None else None)
+    jobs = [Job(source=path, error=why) for path, why in inputs.failed] + jobs
+    _remove_stale(jobs)
     todo = [job for job in jobs if job.error is None and not job.skip]
     if todo:
         tf = pipeline.import_tensorflow()
@@ -116,12 +123,31 @@ def run(args) -> int:
             todo = [job for job in todo if job.error is None]
     tally = _Tally(jobs=len(todo), skipped=sum(job.skip for job in jobs))
     tally.failed = [job for job in jobs if job.error is not None]
+    tally.left_out = inputs.skipped + (reference.listing.skipped if reference is not None else [])
     for job in tally.failed:
-        print(f"{PROG}: {job.source}: {job.error}", file=sys.stderr)
+        print(f"{PROG}: {shown(job.source)}: {job.error}", file=sys.stderr)
     stats = service.Stats()
     if todo:
         _process(args, kwargs, pipeline.order(todo), tally, stats)
     return _report(args, tally, stats)
+
+
+def _remove_stale(jobs: list[Job]) -> None:
+    """Remove the temporary files that killed runs left in the output folders of `jobs`, and say so."""
+    folders = {os.path.dirname(t) or "." for job in jobs for t in (job.output, job.figure) if t}
+    removed, unsure = writing.remove_stale(sorted(folder for folder in folders if os.path.isdir(folder)))
+    if removed:
+        print(
+            f"{PROG}: note: removed {len(removed)} temporary file(s) left by an earlier run that was killed, "
+            f"e.g. {shown(removed[0])!r}",
+            file=sys.stderr,
+        )
+    for path in unsure:
+        print(
+            f"{PROG}: note: {shown(path)!r} is a temporary file of a run that was killed or is still running "
+            "(this file system cannot tell which); delete it once no other tf-histeq run writes here",
+            file=sys.stderr,
+        )
 
 
 def _check_bit_depths(tf, kwargs: dict, todo: list[Job]) -> None:
@@ -143,14 +169,19 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     """Equalize, encode and write the jobs to do, counting in `tally`; a Ctrl-C ends it between two files.
 
     The pipeline's threads decode and equalize; a pool of threads encodes
-    (`_encode`: NumPy and zlib, which release the GIL), a few files ahead; this
-    thread writes the files in order, so an interrupted run stops at a file
-    boundary and every write is the main thread's.
+    (`_encode`: NumPy and zlib, which release the GIL) and writes each file
+    under its temporary name, synced to the disk (`writing.stage`), a few files
+    ahead; this thread names the files in order (`writing.commit`), so an
+    interrupted run stops at a file boundary, and removes the staged files it
+    did not name.
     """
     tf = pipeline.import_tensorflow()
     from tf_histeq import ops
 
-    os.makedirs(args.output, exist_ok=True)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {shown(args.output)!r} ({err.strerror or err})") from None
     op = ops.OPS[args.op]
     start = time.perf_counter()
     progress = Progress(len(todo))
@@ -160,7 +191,7 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     results = None
 
     def finish() -> None:
-        job, encoding, error, pixels = pending.popleft()
+        job, encoding, error, pixels = pending[0]  # left in `pending` until named: a stop discards it
         if error is None:
             try:
                 if _write_outputs(tf, job, *encoding.result(), args, kwargs):
@@ -173,10 +204,11 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
             except OSError as err:
                 error = f"cannot write the output ({err.strerror or err})"
                 tally.full_disk += err.errno in _FULL_DISK
+        pending.popleft()
         if error is not None:
             job.error = error
             tally.failed.append(job)
-            progress.message(f"{PROG}: {job.source}: {error}")
+            progress.message(f"{PROG}: {shown(job.source)}: {error}")
         progress.advance(pixels)
         tally.handled += 1
 
@@ -199,30 +231,42 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
                 interrupt.check()
         except KeyboardInterrupt:
             tally.interrupted = True
+            tally.signum = interrupt.signum or signal.SIGINT
         finally:
             encoders.shutdown(wait=True, cancel_futures=True)
+            for _, encoding, _, _ in pending:  # staged and never named: their temporary files go
+                if encoding is not None and not encoding.cancelled() and encoding.exception() is None:
+                    writing.discard(encoding.result()[0])
             if results is not None:
                 results.close()  # ends the service reader too
             progress.close()
+            # The written names survive a power loss from here on (their data was synced before naming).
+            writing.sync_folders(
+                sorted({os.path.dirname(t) or "." for job in todo for t in (job.output, job.figure) if t})
+            )
             tally.seconds = time.perf_counter() - start
 
 
 def _report(args, tally: _Tally, stats: service.Stats) -> int:
     """Print the summary (stdout) and notes (stderr); return the exit status."""
     elapsed = tally.seconds
+    _report_left_out(tally.left_out)
     if tally.interrupted:
+        by = "" if tally.signum == signal.SIGINT else f" by {signal.Signals(tally.signum).name}"
         print(
-            f"\n{PROG} {args.op}: interrupted: {tally.processed} processed, {len(tally.failed)} failed, "
+            f"\n{PROG} {args.op}: interrupted{by}: {tally.processed} processed, {len(tally.failed)} failed, "
             f"{tally.jobs - tally.handled} not done in {elapsed:.1f} s; finished files are complete and kept, "
             "no partial file is left, and the same command again does the rest",
             file=sys.stderr,
         )
-        return 130
+        return 128 + tally.signum
     rate = tally.pixels / 1e6 / elapsed if elapsed > 0 and tally.pixels else 0.0
     summary = (
         f"{PROG} {args.op}: {tally.processed} processed, {tally.skipped} skipped (output exists), "
-        f"{len(tally.failed)} failed in {elapsed:.1f} s ({rate:.3g} MP/s); outputs in {args.output}"
+        f"{len(tally.failed)} failed in {elapsed:.1f} s ({rate:.3g} MP/s); outputs in {shown(args.output)}"
     )
+    if tally.left_out:
+        summary += f"; {len(tally.left_out)} path(s) left out of the listing (see above)"
     if args.data_service and tally.jobs:
         summary += f"; {stats.done_there} done on the tf.data service at {args.data_service}"
     print(summary)
@@ -245,19 +289,29 @@ def _report(args, tally: _Tally, stats: service.Stats) -> int:
     return 0 if not tally.failed else 1
 
 
-def _encode(tf, job: Job, payload: bytes, args) -> tuple[bytes, object]:
-    """The output file's bytes, and its pixels (None for JPEG, which the pipeline encoded)."""
+def _report_left_out(left_out: list[tuple[str, str]]) -> None:
+    """List the paths that the listing left out (hidden, not image names, links to folders, ...) on stderr."""
+    for path, why in left_out:
+        print(f"{PROG}: left out: {shown(path)}: {why}", file=sys.stderr)
+
+
+def _encode(tf, job: Job, payload: bytes, args) -> tuple[writing.Staged, object, bytes | None]:
+    """Encode the output and stage it (`writing.stage`): the staged file, its pixels and its bytes.
+
+    The pixels are None for JPEG (which the pipeline encoded), the bytes None
+    unless a `--compare` figure needs them.
+    """
     if job.out_fmt == "jpeg":
-        return payload, None
-    pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
-    if job.out_fmt == "png":
-        return files.encode_png(pixels, args.png_compression), pixels
-    return files.encode_bmp(pixels), pixels
+        encoded, pixels = payload, None
+    else:
+        pixels = tf.io.parse_tensor(payload, tf.uint16 if job.is16 else tf.uint8).numpy()
+        encoded = files.encode_png(pixels, args.png_compression) if job.out_fmt == "png" else files.encode_bmp(pixels)
+    return writing.stage(job.output, encoded), pixels, encoded if job.figure else None
 
 
-def _write_outputs(tf, job: Job, encoded: bytes, pixels, args, kwargs: dict) -> bool:
-    """Write the job's image (and draw and write its figure); True if this run wrote the image."""
-    written = files.write_atomic(job.output, encoded, overwrite=args.overwrite)
+def _write_outputs(tf, job: Job, staged: writing.Staged, pixels, encoded, args, kwargs: dict) -> bool:
+    """Name the job's staged image (and draw and write its figure); True if this run wrote the image."""
+    written = writing.commit(staged, overwrite=args.overwrite)
     if job.figure:
         try:
             with open(job.source, "rb") as f:
@@ -269,6 +323,6 @@ def _write_outputs(tf, job: Job, encoded: bytes, pixels, args, kwargs: dict) -> 
         except tf.errors.OpError as err:  # replaced by something else since the pipeline read it
             raise _SourceError(f"the file changed during the run ({pipeline.reason(err)})") from None
         after = pixels if pixels is not None else pipeline.decode(tf, encoded, job.is16)
-        figure = figure_png([before, after], [os.path.basename(job.source), args.op], kwargs["value_range"])
-        written |= files.write_atomic(job.figure, figure, overwrite=args.overwrite)
+        figure = figure_png([before, after], [shown(os.path.basename(job.source)), args.op], kwargs["value_range"])
+        written |= writing.write_atomic(job.figure, figure, overwrite=args.overwrite)
     return written

@@ -1,11 +1,10 @@
-"""Files for the command line: what each input is, where its output goes, and writing without loss.
+"""Files for the command line: what each input is, where its output goes, and how it is encoded.
 
 Pure Python and NumPy (imported when an image is encoded), no TensorFlow:
 `tf-histeq --help` and usage errors stay instant, and these rules are tested
-on their own.
+on their own. Listing the inputs is `tf_histeq.cli.listing`'s, writing the
+outputs `tf_histeq.cli.writing`'s.
 
-- `collect` lists the input files (files as given, image files in folders) and
-  refuses an output folder that could touch an input.
 - `sniff` reads a file's headers: its format, bit depth, and the channel
   counts its decoder may return; it refuses the BMP variants that TensorFlow's
   decoder misreads. `inspect` reads what the decoder leaves out (transparency,
@@ -13,22 +12,18 @@ on their own.
 - `plan` turns the inputs into `Job`s: output paths, and what is known before
   decoding (a failure, or a finished output to skip).
 - `encode_png` and `encode_bmp` write the equalized pixels.
-- `write_atomic` puts a file in place complete or not at all, and never
-  replaces an existing file unless asked to.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
 import os
-import secrets
 import struct
+import unicodedata
 import zlib
 from typing import TYPE_CHECKING
 
-from tf_histeq.cli import decoding
+from tf_histeq.cli import decoding, writing
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,64 +53,6 @@ _HEAD_BYTES = 4096  # enough for a BMP's header and palette, and most JPEG frame
 _PNG_CHANNELS = {0: (1,), 2: (3,), 3: (3, 4), 4: (2,), 6: (4,)}  # by colour type
 _BMP_CHANNELS = {8: (1,), 24: (3,), 32: (4,)}  # by bits per pixel
 _OTHER_CHANNELS = {"jpeg": (1, 3), "gif": (3,)}
-
-
-def _inside(path: str, folder: str) -> bool:
-    """True if `path` is `folder` or lies inside it (both already resolved)."""
-    try:
-        return os.path.commonpath([path, folder]) == folder
-    except ValueError:  # different drives
-        return False
-
-
-def collect(inputs: list[str], recursive: bool, output: str, *, role: str = "input") -> list[tuple[str, str]]:
-    """Return `(source, output path relative to the output folder)` for every input file.
-
-    Folders contribute their PNG, JPEG, BMP and GIF files by extension (hidden
-    ones left out), with their subfolders if `recursive`; a file named on the
-    command line is taken whatever its name. A file reached twice is listed once.
-    `role` names the items in messages: `"input"`, or the option they came
-    from (`"--reference"`).
-
-    Raises:
-        UsageError: If an input does not exist, a folder holds no image, the
-            output is a file, or the output folder and an input contain each other.
-    """
-    out_real = os.path.realpath(output)
-    if os.path.exists(output) and not os.path.isdir(output):
-        raise UsageError(f"the output {output!r} exists and is not a folder")
-    pairs, seen = [], set()
-    for item in inputs:
-        if not os.path.exists(item):
-            raise UsageError(f"{role} {item!r} does not exist")
-        real = os.path.realpath(item)
-        if os.path.isdir(item) and _inside(out_real, real):
-            raise UsageError(
-                f"the output folder {output!r} is the {role} folder {item!r} or inside it; "
-                "choose an output folder outside every input"
-            )
-        if _inside(real, out_real):
-            raise UsageError(f"{role} {item!r} is inside the output folder {output!r}; choose another -o")
-        if os.path.isdir(item):
-            found = []
-            for root, dirs, names in os.walk(item):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
-                for name in names:
-                    if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                        path = os.path.join(root, name)
-                        found.append((path, os.path.relpath(path, item)))
-            if not found:
-                more = "" if recursive else " (add --recursive to search its subfolders)"
-                raise UsageError(f"no PNG, JPEG, BMP or GIF files in the {role} folder {item!r}{more}")
-            candidates = sorted(found, key=lambda pair: pair[1])
-        else:
-            candidates = [(item, os.path.basename(item))]
-        for path, rel in candidates:
-            key = os.path.realpath(path)
-            if key not in seen:
-                seen.add(key)
-                pairs.append((path, rel))
-    return pairs
 
 
 def sniff(path: str) -> tuple[str, bool, tuple[int, ...], tuple[int, int] | None]:
@@ -241,16 +178,24 @@ class Job:
     skip: bool = False  # every output exists and is kept
 
 
+def _folded(path: str) -> str:
+    """`path` as a file system that ignores case and Unicode normalization sees it (macOS, Windows, FAT)."""
+    return unicodedata.normalize("NFC", path).casefold()
+
+
 def plan(pairs: list[tuple[str, str]], output: str, *, fmt: str | None, overwrite: bool, compare: bool) -> list[Job]:
     """Return a `Job` per `(source, relative path)` pair from `collect`, with what is known before decoding.
 
     The output keeps the relative path, with the extension of the output format
-    (`fmt`, or the input's; GIF is written as PNG). A job fails now if its file
-    cannot be sniffed, if a 16-bit image would go to an 8-bit format, or if its
-    output would also be another input's; it is skipped if all its outputs exist
-    and not `overwrite`.
+    (`fmt`, or the input's; GIF is written as PNG); a `--compare` figure's name
+    is shortened if it would be too long for its folder (`writing.fit_name`). A
+    job fails now if its file cannot be sniffed, if a 16-bit image would go to
+    an 8-bit format, or if its output would also be another input's, including
+    on a disk that ignores letter case (`Case.png` and `case.png`: checked
+    with `writing.case_insensitive` where such names meet); it is skipped if
+    all its outputs exist and not `overwrite`.
     """
-    jobs, claimed = [], {}
+    jobs, claimed, folded, ignores_case = [], {}, {}, {}
     for source, rel in pairs:
         job = Job(source=source)
         jobs.append(job)
@@ -264,7 +209,7 @@ def plan(pairs: list[tuple[str, str]], output: str, *, fmt: str | None, overwrit
         if ext.lower() not in _EXTENSIONS[job.out_fmt]:
             ext = _CANONICAL_EXT[job.out_fmt]
         job.output = os.path.join(output, stem + ext)
-        job.figure = job.output + ".compare.png" if compare else None
+        job.figure = writing.fit_name(job.output, ".compare.png") if compare else None
         if job.is16 and job.out_fmt != "png":
             name = "JPEG" if job.out_fmt == "jpeg" else "BMP"
             job.error = f"a 16-bit image cannot be written as {name} (8-bit only); use --format png"
@@ -274,8 +219,21 @@ def plan(pairs: list[tuple[str, str]], output: str, *, fmt: str | None, overwrit
         if clash is not None:
             job.error = f"its output {clash!r} would also be written for {claimed[clash]!r}; process them separately"
             continue
+        twin = next((t for t in targets if folded.get(_folded(t), t) != t), None)
+        if twin is not None:
+            other = folded[_folded(twin)]
+            folder = os.path.dirname(twin) or "."
+            if folder not in ignores_case:
+                ignores_case[folder] = writing.case_insensitive(folder)
+            if ignores_case[folder]:
+                job.error = (
+                    f"its output {twin!r} and {other!r} (for {claimed[other]!r}) differ only in letter case, and "
+                    "the output disk ignores case: one would be lost; process them separately"
+                )
+                continue
         for target in targets:
             claimed[target] = job.source
+            folded.setdefault(_folded(target), target)
         if not overwrite and all(os.path.lexists(t) for t in targets):
             job.skip = True
     return jobs
@@ -408,74 +366,3 @@ def encode_bmp(pixels: np.ndarray) -> bytes:
         info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 8 * c, 0, len(data), 2835, 2835, 256 if c == 1 else 0, 0)
     offset = 14 + len(info) + len(palette)
     return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + palette + data
-
-
-# --------------------------------------------------------------------------- writing
-
-# errno values of a file system that has no hard links (FAT, some FUSE, SMB and network mounts).
-_NO_HARD_LINKS = frozenset(
-    getattr(errno, name)
-    for name in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "EXDEV", "EMLINK", "ENOSYS")
-    if hasattr(errno, name)
-)
-
-
-def write_atomic(path: str, data: bytes, *, overwrite: bool) -> bool:
-    """Put `data` at `path` complete or not at all; without `overwrite`, never replace a file there.
-
-    The data goes to a temporary file in the same folder (`.NAME.RANDOM.tmp`),
-    which then takes its name in one step. With `overwrite` that step is
-    `os.replace`. Without it, the step is `os.link`, which fails if anything has
-    the name, even a file another process put there a moment ago: two runs
-    writing the same output cannot overwrite each other, and one of them finds
-    the output done. On a file system without hard links (FAT, some network and
-    FUSE mounts) it falls back to checking that the name is free and then
-    renaming: still complete-or-nothing, but with a short window in which a file
-    created by another process at that instant could be replaced.
-
-    The temporary file is removed whatever happens, Ctrl-C included.
-
-    Args:
-        path: The final file name; its folder is created if missing.
-        data: The complete contents.
-        overwrite: Replace an existing file at `path`.
-
-    Returns:
-        True if `path` was written; False if something already had the name
-        (then nothing is written and nothing is left behind).
-
-    Raises:
-        OSError: If the folder or the file cannot be written (a full disk, a
-            read-only folder).
-
-    Example:
-        >>> import os, pathlib, tempfile
-        >>> path = pathlib.Path(tempfile.mkdtemp(), "out", "a.png")
-        >>> write_atomic(str(path), b"first", overwrite=False), write_atomic(str(path), b"second", overwrite=False)
-        (True, False)
-        >>> path.read_bytes(), os.listdir(path.parent)
-        (b'first', ['a.png'])
-    """
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        if overwrite:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError as err:
-            if err.errno not in _NO_HARD_LINKS:
-                raise
-            if os.path.lexists(path):
-                return False
-            os.replace(tmp, path)
-        return True
-    finally:
-        with contextlib.suppress(OSError):  # the temporary name, if it is still there
-            os.unlink(tmp)

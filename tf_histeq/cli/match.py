@@ -9,7 +9,7 @@ workers run) are the same.
 Everything about the reference is settled before any output is written:
 
 - `collect_reference` (no TensorFlow): the file, or the image files of the
-  folder (`files.collect`, with `--recursive` for subfolders), none of them
+  folder (`listing.collect`, with `--recursive` for subfolders), none of them
   inside the output folder, the output folder not inside the reference folder
   (a rerun would pool the outputs into the reference), every file a readable
   image, all of one bit depth;
@@ -27,8 +27,9 @@ A problem with the reference is a usage error (exit 2, `tf-histeq: error:
 from __future__ import annotations
 
 import dataclasses
+import os
 
-from tf_histeq.cli import decoding, files, pipeline
+from tf_histeq.cli import decoding, files, listing, pipeline
 from tf_histeq.cli.files import Job, UsageError
 
 
@@ -40,6 +41,7 @@ class Reference:
     paths: list[str]
     is16: bool
     formats: list[str] = dataclasses.field(default_factory=list)  # of the paths, from `files.sniff`
+    listing: listing.Listing | None = None  # what was listed and left out
 
 
 def collect_reference(args) -> Reference:
@@ -50,7 +52,10 @@ def collect_reference(args) -> Reference:
             inside the output folder or contains it, holds a file that is not a
             readable image, or mixes 8- and 16-bit images.
     """
-    pairs = files.collect([args.reference], args.recursive, args.output, role="--reference")
+    found = listing.collect([args.reference], args.recursive, args.output, role="--reference", per_file=True)
+    for path, why in found.failed:
+        raise UsageError(f"--reference {listing.shown(path)!r}: {why}")
+    pairs = found.pairs
     first, formats = {}, []  # bit depth -> the first file of that depth
     for path, _ in pairs:
         try:
@@ -64,7 +69,9 @@ def collect_reference(args) -> Reference:
             f"--reference {args.reference!r} mixes 8-bit images ({first[False]!r}) and 16-bit ones "
             f"({first[True]!r}); a reference has one bit depth"
         )
-    return Reference(args.reference, [path for path, _ in pairs], is16=next(iter(first)), formats=formats)
+    return Reference(
+        args.reference, [path for path, _ in pairs], is16=next(iter(first)), formats=formats, listing=found
+    )
 
 
 def _depth(is16: bool) -> str:
@@ -101,10 +108,11 @@ def read_reference(tf, reference: Reference, kwargs: dict):
         return pipeline.decode_op(tf, tf.io.read_file(path), reference.is16, vector)
 
     vectors = [_vector(path, fmt) for path, fmt in zip(reference.paths, reference.formats, strict=True)]
-    images = tf.data.Dataset.from_tensor_slices((reference.paths, tf.constant(vectors, tf.int32)))
+    names = [os.fsencode(path) for path in reference.paths]  # any name's bytes
+    images = tf.data.Dataset.from_tensor_slices((names, tf.constant(vectors, tf.int32)))
     images = images.map(tf.autograph.experimental.do_not_convert(read), num_parallel_calls=tf.data.AUTOTUNE)
     try:
-        channels = read(reference.paths[0], tf.constant(vectors[0])).shape[-1]  # the alpha rule needs it known
+        channels = read(names[0], tf.constant(vectors[0])).shape[-1]  # the alpha rule needs it known while tracing
         fixed = images.map(
             tf.autograph.experimental.do_not_convert(lambda image: tf.ensure_shape(image, [None, None, channels]))
         )

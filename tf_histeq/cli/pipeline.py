@@ -250,7 +250,8 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
 
     def pipeline(first: int, last: int, key):
         part = jobs[first:last]
-        sources = tf.constant([os.path.abspath(job.source) if service else job.source for job in part])
+        # As bytes: a name that is not UTF-8 (Latin-1 `caf\xe9.png`) reaches the file system unchanged.
+        sources = tf.constant([os.fsencode(os.path.abspath(job.source) if service else job.source) for job in part])
         indices = tf.range(first, last, dtype=tf.int32)
         # What the headers say beyond the decoders, as a tensor only where some file of the part needs it.
         vectors = (

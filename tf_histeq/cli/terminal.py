@@ -1,4 +1,4 @@
-"""The terminal side of a run: the program name in messages, the progress bar, Ctrl-C."""
+"""The terminal side of a run: the program name in messages, the progress bar, Ctrl-C and other stop signals."""
 
 from __future__ import annotations
 
@@ -72,40 +72,61 @@ class Progress:
             self._bar = None
 
 
+# The signals that stop a run after the file in hand: Ctrl-C, and what `timeout`, `kill`, container
+# runtimes, schedulers and CI send (SIGTERM), or a closed terminal (SIGHUP). Exit status: 128 + number.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class Interrupt:
-    """SIGINT (Ctrl-C) while files are processed: the first one stops the run after the file in hand.
+    """SIGINT (Ctrl-C), SIGTERM or SIGHUP while files are processed: the first stops the run after the file in hand.
 
     The handler only records the request (the loop stops at the next file
     boundary, so no write is cut short, and no exception is raised inside
-    TensorFlow's code, where one can get lost); a second SIGINT raises
-    `KeyboardInterrupt` at once. Installed only in the main thread and over
-    Python's default handler, so an embedding program's own handler is kept,
-    and so is an ignored SIGINT (`nohup`, a background job of a script).
+    TensorFlow's code, where one can get lost); a second signal raises
+    `KeyboardInterrupt` at once (the write in hand removes its temporary file).
+    Installed only in the main thread and over the default handlers (Python's
+    for SIGINT, the system's for the others), so an embedding program's own
+    handler is kept, and so is an ignored signal (SIGINT and SIGHUP under
+    `nohup`, a background job of a script). `signum` is the first signal
+    received, or None.
     """
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.signum = None
+        self._previous = {}
+
+    @property
+    def requested(self) -> bool:
+        """True once a stop signal has come."""
+        return self.signum is not None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                default = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+                if signal.getsignal(signum) is default:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
-        self.requested = True
+        self.signum = signum
+        if signum == signal.SIGINT:
+            text = "stopping after the file in hand (Ctrl-C again stops at once)"
+        else:
+            text = (
+                f"{signal.Signals(signum).name} received: stopping after the file in hand (a second one stops at once)"
+            )
         with contextlib.suppress(OSError):  # not print(): the handler may run in the middle of another write
-            os.write(2, f"\n{PROG}: stopping after the file in hand (Ctrl-C again stops at once)\n".encode())
+            os.write(2, f"\n{PROG}: {text}\n".encode())
 
     def check(self) -> None:
-        """Raise `KeyboardInterrupt` if a Ctrl-C came since the run started."""
+        """Raise `KeyboardInterrupt` if a stop signal came since the run started."""
         if self.requested:
             raise KeyboardInterrupt
