@@ -21,7 +21,7 @@ import tensorflow as tf
 from tests import _images
 from tests._references import assert_same_pixels
 from tf_histeq import deploy
-from tf_histeq.layers import CLAHE, HistogramEqualization, HistogramMatching
+from tf_histeq.layers import CLAHE, HistogramEqualization, HistogramMatching, RandomCLAHE, RandomEqualization
 
 try:  # the LiteRT interpreter; TensorFlow's own copy is deprecated but equivalent
     from ai_edge_litert.interpreter import Interpreter
@@ -257,3 +257,108 @@ def test_to_onnx_falls_back_to_tf2onnx_default_when_its_fast_path_fails(monkeypa
     assert_same_pixels(session.run(None, {session.get_inputs()[0].name: images})[0], model.predict(images, verbose=0))
     assert calls == [False, True]
     assert "TF2ONNX_CATCH_ERRORS" not in os.environ
+
+
+# --------------------------------------------------------------------------- the stock paths, as users call them
+
+
+class Stock:
+    """A dynamic-size model at the layers' default `jit_compile="auto"`, and its `predict` outputs at two sizes."""
+
+    def __init__(self):
+        inputs = keras.Input((None, None, 1), dtype="uint8")
+        self.model = keras.Model(
+            inputs, {"clahe": CLAHE(tile_grid_size=(3, 2))(inputs), "he": HistogramEqualization()(inputs)}
+        )
+        self.feeds = [make_inputs(size)["dyn"][..., :1] for size in DYNAMIC_SIZES]
+        self.expected = [self.model.predict(x, verbose=0) for x in self.feeds]
+
+    def check(self, flatbuffer: bytes, what: str) -> None:
+        runner = Interpreter(model_content=flatbuffer).get_signature_runner()
+        (name,) = runner.get_input_details()
+        for x, want in zip(self.feeds, self.expected, strict=True):
+            got = runner(**{name: x})
+            assert set(got) == set(want), what
+            for key in want:
+                assert_same_pixels(got[key], want[key], f"{what} {key} {x.shape}:")
+
+
+@pytest.fixture(scope="module")
+def stock():
+    return Stock()
+
+
+@pytest.mark.slow
+def test_stock_converter_from_keras_model_on_a_dynamic_model(stock):
+    """`TFLiteConverter.from_keras_model` traces the model with `training=False`: the plain op, no counting tables."""
+    stock.check(tf.lite.TFLiteConverter.from_keras_model(stock.model).convert(), "from_keras_model")
+
+
+@pytest.mark.slow
+def test_model_export_then_stock_converter_on_a_dynamic_model(stock, tmp_path):
+    stock.model.export(os.fspath(tmp_path), verbose=False)
+    stock.check(tf.lite.TFLiteConverter.from_saved_model(os.fspath(tmp_path)).convert(), "from_saved_model")
+
+
+# --------------------------------------------------------------------------- the random layers serve the identity
+
+
+class Served:
+    """A model holding the random layers: what each way of serving it gives for `images`."""
+
+    def __init__(self, directory):
+        inputs = keras.Input((None, None, 1), dtype="uint8", name="images")
+        self.model = keras.Model(
+            inputs,
+            {
+                "random_clahe": RandomCLAHE(tile_grid_size=(2, 2), seed=1)(inputs),
+                "random_equalization": RandomEqualization(factor=1.0, seed=2)(inputs),
+            },
+        )
+        self.images = make_inputs(DYNAMIC_SIZES[0])["dyn"][..., :1]
+        self.path = os.fspath(directory / "served")
+        self.model.export(self.path, verbose=False)
+
+    def tflite(self, flatbuffer: bytes) -> dict:
+        return Interpreter(model_content=flatbuffer).get_signature_runner()(images=self.images)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    return Served(tmp_path_factory.mktemp("served"))
+
+
+SERVING_PATHS = {
+    "model.export serve": lambda s: {k: v.numpy() for k, v in tf.saved_model.load(s.path).serve(s.images).items()},
+    "to_tflite": lambda s: s.tflite(deploy.to_tflite(s.model)),
+    "stock from_keras_model": lambda s: s.tflite(tf.lite.TFLiteConverter.from_keras_model(s.model).convert()),
+    "stock from_saved_model": lambda s: s.tflite(tf.lite.TFLiteConverter.from_saved_model(s.path).convert()),
+    "to_onnx": lambda s: dict(
+        zip(
+            ["random_clahe", "random_equalization"],
+            onnxruntime.InferenceSession(deploy.to_onnx(s.model).SerializeToString()).run(
+                ["random_clahe", "random_equalization"], {"images": s.images}
+            ),
+            strict=True,
+        )
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SERVING_PATHS)
+def test_a_model_holding_the_random_layers_serves_the_identity(path, served):
+    outputs = SERVING_PATHS[path](served)
+    assert set(outputs) == {"random_clahe", "random_equalization"}
+    for name, got in outputs.items():
+        assert_same_pixels(got, served.images.astype(np.float32), f"{path} {name}:")
+
+
+@pytest.mark.slow
+def test_the_served_graph_holds_no_random_op_and_training_still_augments(served):
+    graph = tf.saved_model.load(served.path).signatures["serving_default"].graph.as_graph_def()
+    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+    assert not {op for op in ops if "Random" in op}, sorted(ops)
+    augmented = served.model(served.images, training=True)
+    for name, out in augmented.items():
+        assert (out.numpy() != served.images).mean() > 0.3, name

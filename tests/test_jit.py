@@ -183,12 +183,17 @@ class TestPolicy:
         assert_same_pixels(out, function(x, mask=mask).numpy().astype(np.float32))
 
 
+def predict_step(model: keras.Model, spec: tf.TensorSpec):
+    """The graph of Keras's own predict step for a batch of `spec`, as `predict_on_batch` traces it."""
+    model.make_predict_function()
+    return model.predict_function.get_concrete_function([(spec,)])
+
+
 class TestGraphs:
     def test_keras_loops_trace_the_counted_xla_call_without_device_pins_or_host_calls(self):
-        layer = CLAHE()
         spec = tf.TensorSpec((None, None, None, 1), tf.uint8)
-        traced = tf.function(lambda x: layer(x, training=False)).get_concrete_function(spec)
-        facts = graph_facts(traced)
+        inputs = keras.Input(spec.shape[1:], dtype="uint8")
+        facts = graph_facts(predict_step(keras.Model(inputs, CLAHE()(inputs)), spec))
         assert len(facts["xla"]) == 1 and "clahe_xla" in facts["xla"][0]
         assert {"If", "LookupTableFindV2"} <= facts["ops"]
         assert not facts["ops"] & {"PyFunc", "EagerPyFunc", "PyFuncStateless"}  # no host round trip
@@ -197,9 +202,12 @@ class TestGraphs:
         assert {op for op, _ in facts["pinned"]} <= TABLE_OPS | {"Placeholder", "Const"}
         assert {device.rsplit(":", 2)[-2:] == ["CPU", "0"] for _, device in facts["pinned"]} == {True}
 
-    def test_graphs_traced_outside_keras_loops_hold_the_plain_op(self):
+    @pytest.mark.parametrize("training", [None, False, True], ids=lambda t: f"training={t}")
+    def test_graphs_traced_outside_keras_loops_hold_the_plain_op(self, training):
+        """`model.export` passes no `training`, TFLiteConverter.from_keras_model `False`: neither is a Keras step."""
         spec = tf.TensorSpec((None, None, None, 1), tf.uint8)
-        facts = graph_facts(tf.function(CLAHE()).get_concrete_function(spec))  # training=None: model.export, ...
+        layer = CLAHE()
+        facts = graph_facts(tf.function(lambda x: layer(x, training=training)).get_concrete_function(spec))
         assert facts["xla"] == [] and not facts["ops"] & TABLE_OPS
 
     def test_inside_an_xla_graph_the_op_is_left_to_the_outer_compilation(self):
@@ -280,8 +288,7 @@ class TestWaysIn:
         probe = keras.Model(inputs, layer(inputs))
         expected = tf_histeq.equalize_hist(x, method="pil", channels="joint").numpy().astype(np.float32)
         assert_same_pixels(probe.predict_on_batch(x), expected)
-        step = tf.function(lambda t: layer(t, training=False))  # what Keras's predict step traces
-        facts = graph_facts(step.get_concrete_function(tf.TensorSpec((None, 16, 20, 1), tf.uint8)))
+        facts = graph_facts(predict_step(probe, tf.TensorSpec((None, 16, 20, 1), tf.uint8)))
         assert len(facts["xla"]) == 1 and not facts["ops"] & (TABLE_OPS | {"If"})
         mapper = map_fn("clahe", tile_grid_size=(3, 3), clip_limit=3.5)
         ds = tf.data.Dataset.from_tensor_slices(x).map(mapper)

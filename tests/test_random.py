@@ -388,6 +388,23 @@ class TestLayerInModels:
             passed = np.array([(o == i).all() for o, i in zip(out, images.astype(np.float32), strict=True)])
             assert (transformed | passed).all() and transformed.any() and passed.any()
 
+    def test_direct_calls_augment_and_models_augment_only_with_training_true(self):
+        """Keras's contract for direct calls (`layer(x)`, `dataset.map(layer)`); a model serves the identity."""
+        images = batch(4)
+        layer = RandomCLAHE(clip_limit=3.0, tile_grid_size=GRID, seed=0)
+        expected = tf_histeq.clahe(images, clip_limit=3.0, tile_grid_size=GRID).numpy().astype(np.float32)
+        inputs = keras.Input((None, None, 1), dtype="uint8")
+        model = keras.Model(inputs, layer(inputs))
+        unchanged = images.astype(np.float32)
+        mapped = tf.data.Dataset.from_tensor_slices(images).batch(4)
+        assert_same_pixels(layer(images).numpy(), expected)
+        assert_same_pixels(next(iter(mapped.map(layer))).numpy(), expected)
+        assert_same_pixels(model(images, training=True).numpy(), expected)
+        assert_same_pixels(model(images).numpy(), unchanged)
+        assert_same_pixels(model(images, training=False).numpy(), unchanged)
+        assert_same_pixels(next(iter(mapped.map(model))).numpy(), unchanged)
+        assert_same_pixels(next(iter(mapped.map(lambda x: model(x, training=True)))).numpy(), expected)
+
 
 MIRRORED = textwrap.dedent(
     """

@@ -218,10 +218,11 @@ def to_levels(images: tf.Tensor, spec: LevelSpec) -> tuple[tf.Tensor, tf.Tensor 
     """
     dtype = spec.dtype
     if spec.exact:
-        x = images
+        # Cast first, clip in int32: TensorFlow Lite has no builtin uint8/uint16
+        # minimum or maximum, ONNX Runtime no uint16 Min or Max.
+        x = tf.cast(images, tf.int32)
         if (spec.low, spec.high) != _INT_LIMITS[dtype]:
-            x = tf.clip_by_value(x, tf.cast(spec.low, dtype), tf.cast(spec.high, dtype))
-        x = tf.cast(x, tf.int32)
+            x = tf.clip_by_value(x, spec.low, spec.high)
         if spec.low != 0:
             x = x - spec.low
         return x, None
@@ -257,17 +258,36 @@ def value_table(spec: LevelSpec) -> tf.Tensor:
     return tf.constant(values.astype(spec.dtype.as_numpy_dtype))
 
 
-def to_values(levels: tf.Tensor, spec: LevelSpec) -> tf.Tensor:
-    """Map int32 levels back to values of the input dtype and range."""
+def to_values(levels: tf.Tensor, spec: LevelSpec, dtype: tf.DType | None = None) -> tf.Tensor:
+    """Map int32 levels back to values of the input dtype and range (or of `dtype`, e.g. `work_dtype`)."""
     if spec.exact:
         if spec.low != 0:
             levels = levels + spec.low
-        return tf.cast(levels, spec.dtype)
-    return tf.gather(value_table(spec), levels)
+    else:
+        table = value_table(spec)
+        # Gathered in int32: TensorFlow Lite has no builtin uint16 gather.
+        levels = tf.gather(tf.cast(table, tf.int32) if spec.dtype == tf.uint16 else table, levels)
+    return tf.cast(levels, dtype or spec.dtype)
+
+
+def work_dtype(dtype: tf.DType) -> tf.DType:
+    """The dtype that values of `dtype` are selected and concatenated in before the final cast.
+
+    int32 for uint16, which TensorFlow Lite has no builtin select,
+    concatenation or gather kernels for; the dtype itself otherwise.
+    """
+    return tf.int32 if dtype == tf.uint16 else dtype
 
 
 def clip_values(images: tf.Tensor, spec: LevelSpec) -> tf.Tensor:
-    """`images` clipped to the value range (NaN stays NaN)."""
+    """`images` clipped to the value range (NaN stays NaN); integers come back as int32.
+
+    TensorFlow Lite has no builtin uint8 or uint16 comparison or select
+    kernels, ONNX Runtime no uint16 ones: integers are compared and selected
+    in int32.
+    """
+    if images.dtype.is_integer:
+        images = tf.cast(images, tf.int32)
     low = tf.cast(spec.low, images.dtype)
     high = tf.cast(spec.high, images.dtype)
     return tf.where(images < low, low, tf.where(images > high, high, images))

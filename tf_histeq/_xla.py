@@ -35,11 +35,13 @@ repeat:
   Keras's choice on GPU, or `tf.function(jit_compile=True)`), the op is left to
   that compilation, which fuses it with its neighbours;
 - callers that pass `graphs=False` keep the plain op in traced graphs. The
-  layers do so outside Keras's `fit`, `evaluate` and `predict`, so that
-  `model.export(...)` writes neither an XLA call (which TF Serving and
-  TensorFlow Java cannot run on GPU) nor the counting tables (resources the
-  SavedModel would have to track, with ops that TFLite's builtins lack) into
-  the artifact.
+  layers do so outside the steps of Keras's `fit`, `evaluate` and `predict`
+  (`in_keras_step`), so that `model.export(...)`, the TensorFlow Lite
+  converter's `from_keras_model` (which traces the model with
+  `training=False`), tf2onnx and any graph of the user's own hold neither an
+  XLA call (which TF Serving and TensorFlow Java cannot run on GPU) nor the
+  counting tables (resources an export does not track, with ops that TFLite's
+  builtins lack).
 
 `jit_compile=True` compiles every call (one executable per shape, without
 bound); `False` never compiles.
@@ -140,6 +142,32 @@ def _compiled_for(function: Callable, options: Mapping[str, Any], output_dtype: 
 
 def _cast(outputs: tf.Tensor, dtype: str | None) -> tf.Tensor:
     return outputs if dtype is None else tf.cast(outputs, dtype)
+
+
+# The `tf.function`s in which Keras 3's TensorFlow trainer traces the steps of
+# `fit`, `evaluate` and `predict` (and their `*_on_batch`), nested as it runs them.
+_KERAS_STEP_FUNCTIONS = frozenset(
+    {"one_step_on_data", "one_step_on_data_distributed", "multi_step_on_data", "multi_step_on_iterator"}
+)
+
+
+def in_keras_step() -> bool:
+    """Whether the graph being traced (if any) is a step of Keras's `fit`, `evaluate` or `predict`.
+
+    Those graphs run, and are never exported; any other graph may be (by
+    `model.export`, the TensorFlow Lite converter, tf2onnx). A graph is a
+    step when it, or a graph it is nested in, is one of the `tf.function`s
+    Keras's trainer traces its steps in. Should a later Keras rename them,
+    the layers keep the plain op there: slower, never wrong.
+    """
+    if tf.executing_eagerly():
+        return False
+    graph = tf.compat.v1.get_default_graph()
+    while graph is not None:
+        if getattr(graph, "name", None) in _KERAS_STEP_FUNCTIONS:
+            return True
+        graph = getattr(graph, "outer_graph", None)
+    return False
 
 
 def in_xla_context() -> bool:

@@ -14,9 +14,15 @@ TensorFlow Lite interpreter and in ONNX Runtime, the same pixels as
   `segments x largest count` grid, which runs out of memory on real images.
 
 What converts, bit-exact (tested on uint8 and uint16 images, and float32 images
-in a float32 layer; int32 images use the same ops): every `channels`, `method`,
-`alpha`, mask, clip limit and grid. Image size and batch may be dynamic (`None`)
-in both. `match_histograms` is refused: its tables are float64.
+in a float32 layer; int32 images use the same ops): every `value_range` and
+`bins` the layers accept, every `channels`, `method`, `alpha`, mask, clip limit
+and grid. The ops clip, compare, select and gather integers in int32, which
+both runtimes have kernels for (TensorFlow Lite has no builtin uint8/uint16
+minimum, comparison or select, nor a uint16 gather; ONNX Runtime no uint16
+`Min`). Image size and batch may be dynamic (`None`) in both. `match_histograms`
+is refused: its tables are float64. The random augmentation layers pass images
+through in a model called without `training`, so an exported model holds them
+as identities.
 
 Example:
     >>> import keras, numpy as np

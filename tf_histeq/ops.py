@@ -487,6 +487,8 @@ def _run(
         not_nan = tf.logical_not(nan)
         valid = not_nan if valid is None else tf.logical_and(valid, not_nan)
 
+    # uint16 values are selected and concatenated as int32 and cast at the end (TensorFlow Lite).
+    work = _convert.work_dtype(spec.dtype)
     keep = None
     if channels == "luminance":
         luma = _luma(levels)
@@ -495,25 +497,26 @@ def _run(
         if isinstance(new_luma, _Tables):
             keep = new_luma.keep
             new_luma = _histogram.apply_luts(new_luma.luts, luma)
-        out = _convert.to_values(tf.clip_by_value(levels + (new_luma - luma), 0, spec.bins - 1), spec)
+        out = _convert.to_values(tf.clip_by_value(levels + (new_luma - luma), 0, spec.bins - 1), spec, work)
     else:
         result = kernel(levels, valid)
         if isinstance(result, _Tables):
             # Map the small tables to output values first: one gather, in the output dtype.
             keep = result.keep
-            tables = result.luts if result.values else _convert.to_values(result.luts, spec)
+            tables = tf.cast(result.luts, work) if result.values else _convert.to_values(result.luts, spec, work)
             out = _histogram.apply_luts(tables, levels, joint=result.joint)
         else:
-            out = _convert.to_values(result, spec)
+            out = _convert.to_values(result, spec, work)
 
     if not spec.exact and keep is not None:
         # Identity planes return the (clipped) input, not its quantized levels.
-        out = tf.where(keep[:, None, None, :], _convert.clip_values(color, spec), out)
+        clipped = _convert.clip_values(color, spec)  # int32 for integer images (TensorFlow Lite's select)
+        out = tf.cast(tf.where(keep[:, None, None, :], clipped, tf.cast(out, clipped.dtype)), out.dtype)
     if nan is not None:
         out = tf.where(nan, color, out)
     if alpha_channel is not None:
-        out = tf.concat([out, alpha_channel], axis=-1)
-    return _convert.from_nhwc(out, rank)
+        out = tf.concat([out, tf.cast(alpha_channel, work)], axis=-1)
+    return _convert.from_nhwc(tf.cast(out, spec.dtype), rank)
 
 
 def _has_alpha(alpha: str | bool, n_channels: int) -> bool:

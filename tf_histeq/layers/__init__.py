@@ -59,13 +59,14 @@ CPU. So:
   (a dataset of decoded files) compile too;
 - in a model that XLA compiles as a whole (`model.compile(jit_compile=True)`,
   or Keras's `"auto"` on GPU), the op is compiled with the model;
-- graphs traced without Keras's `training` argument (`model.export(...)`,
-  `dataset.map(layer)`, `tf.function(model)`) keep the uncompiled op. So an
-  exported SavedModel holds neither an XLA call (which TF Serving and
-  TensorFlow Java cannot run on GPU) nor the counting tables, and converts to
-  TFLite as the op does. In `tf.data`, `tf_histeq.data.map_fn` compiles; in a
-  graph of your own, call the model with `training=False` (and export such a
-  graph only with `jit_compile=False`: its counting tables are not tracked).
+- every other traced graph keeps the uncompiled op: `model.export(...)`,
+  `tf.lite.TFLiteConverter.from_keras_model` (which traces the model with
+  `training=False`), `tf_histeq.deploy.to_onnx`, `dataset.map(layer)` and
+  graphs of your own (`tf.function(model)`). So an exported SavedModel holds
+  neither an XLA call (which TF Serving and TensorFlow Java cannot run on
+  GPU) nor the counting tables, and converts to TFLite as the op does. In
+  `tf.data`, `tf_histeq.data.map_fn` compiles; in a graph of your own, set
+  `jit_compile=True` to compile.
 
 `jit_compile=True` compiles every call, in every graph (exports included), one
 executable per shape without bound; `jit_compile=False` never compiles. The

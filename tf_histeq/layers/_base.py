@@ -69,13 +69,15 @@ class Equalizer(keras.layers.Layer):
         return self.call(images, mask=mask)
 
     def call(self, images, mask=None, training=None):
-        # The output does not depend on `training`. Keras passes it in fit,
+        # The output does not depend on `training`. Only the steps of Keras's fit,
         # evaluate and predict (and their *_on_batch), whose graphs are never
-        # exported: only there do traced graphs compile the op (see tf_histeq._xla).
+        # exported, compile the op in a traced graph (see tf_histeq._xla): the
+        # graphs of model.export, of the TensorFlow Lite converter (which passes
+        # training=False) and of tf2onnx keep the plain op.
         self._check_exact_output(images.dtype)
         if self._runner is None:
             return tf.cast(self._apply(images, mask), self.compute_dtype)
-        return self._runner(images, mask, graphs=training is not None, **self._call_tensors())
+        return self._runner(images, mask, graphs=_xla.in_keras_step(), **self._call_tensors())
 
     def _call_tensors(self) -> dict:
         """Per-call tensor arguments of the op that the layer holds as state (none here)."""

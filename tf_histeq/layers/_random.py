@@ -7,9 +7,17 @@ Keras's base class for them lives in the private `keras.src` package. So:
 - `get_random_transformation(data, training=True, seed=None)` draws the
   per-image parameters, `transform_images(images, transformation,
   training=True)` applies them, and `call` chains the two;
-- they transform only with `training=True` (the default of a direct call, and
-  what `fit` passes) and pass the images through otherwise (`predict`,
-  `evaluate`): augmentation, unlike the fixed `CLAHE` layer, is for training;
+- they transform with `training=True` (what `fit` passes) and in a direct
+  call that does not say (`layer(images)`, `dataset.map(layer)`), as Keras's
+  `RandomContrast` does; they pass the images through with `training=False`
+  (`predict`, `evaluate`, `tf.lite.TFLiteConverter.from_keras_model`) and,
+  unlike Keras's own random layers, inside a model called without `training`
+  (`model(images)`, the `serve` endpoint of `model.export`, everything
+  converted from it, `tf_histeq.deploy.to_onnx`): a served model never changes
+  its inputs at random, and exports hold no random op. So a Keras model used as
+  an augmentation pipeline in `tf.data` is called with `training=True`:
+  `dataset.map(lambda x, y: (augment(x, training=True), y))`, or use
+  `tf_histeq.data.random_map_fn`;
 - a dict input (`{"images": ..., "labels": ..., "bounding_boxes": ...,
   "segmentation_masks": ...}`) gets its `"images"` transformed and every other
   entry back unchanged (contrast changes move no box and no mask); the
@@ -31,7 +39,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_histeq import _augment, _convert, _options
+from tf_histeq import _augment, _compat, _convert, _options
 from tf_histeq._options import fail
 from tf_histeq.layers._base import Equalizer
 
@@ -60,11 +68,29 @@ class _RandomEqualizer(Equalizer):
             hint="in tf.data with another backend, use tf_histeq.data.random_map_fn, which needs no Keras.",
         )
 
-    def call(self, data, training=True):
-        transformation = self.get_random_transformation(data, training=training)
-        if isinstance(data, dict):
-            return {**data, "images": self.transform_images(data["images"], transformation, training=training)}
-        return self.transform_images(data, transformation, training=training)
+    def call(self, data, training=None):
+        images = data["images"] if isinstance(data, dict) else data
+        if self._augments(training):
+            images = self.transform_images(images, self.get_random_transformation(data), training=True)
+        else:  # nothing drawn: the graph holds no random op (exports, converters)
+            images = self.transform_images(images, training=False)
+        return {**data, "images": images} if isinstance(data, dict) else images
+
+    def _augments(self, training) -> bool:
+        """Whether a call transforms: `training` if given (by the caller or an outer model), else if direct.
+
+        Keras resolves `training` from the call, then from an outer layer's
+        call (a model's), and leaves it None when neither says. Then a direct
+        call (this layer is the outermost Keras call: `layer(images)`,
+        `dataset.map(layer)`) augments, as Keras's random layers do, and a call
+        inside a model (`model(images)`, `model.export`'s `serve`) does not.
+        """
+        if training is not None:
+            return bool(training)
+        outermost = _compat.keras_outermost_call()
+        # None: `call` itself was called, not through Keras. Unknown (another Keras): pass
+        # through, since a model must never augment unasked.
+        return outermost is None or outermost is self
 
     def get_random_transformation(self, data, training=True, seed=None):
         """Draw the per-image parameters of a call.
@@ -138,7 +164,7 @@ class _RandomEqualizer(Equalizer):
         """Return `segmentation_masks` unchanged: a contrast change moves no pixel."""
         return segmentation_masks
 
-    def compute_output_spec(self, data, training=True):
+    def compute_output_spec(self, data, training=None):
         """Check symbolic images by tracing the op (see `Equalizer`); other dict entries pass through."""
         if isinstance(data, dict):
             return {**data, "images": super().compute_output_spec(data["images"])}
@@ -157,11 +183,12 @@ class RandomCLAHE(_RandomEqualizer):
     `tf_histeq.clahe` at its own clip limit, drawn uniformly from the
     `clip_limit` range; the other images pass through. Each transformed image
     equals `cv2.createCLAHE(float(c), ...)` at its drawn limit `c`. Outside
-    training (`predict`, `evaluate`, `training=False`) every image passes
-    through. Outputs are in the layer's `compute_dtype` either way (float32
-    by default), like the `CLAHE` layer's. See the module docstring for the
-    contract (transformations, dict inputs, seeds) and `tf_histeq.layers` for
-    dtypes and backends.
+    training (`predict`, `evaluate`, `training=False`, and a model called
+    without `training`: `model.export`, TensorFlow Lite, ONNX) every image
+    passes through. Outputs are in the layer's `compute_dtype` either way
+    (float32 by default), like the `CLAHE` layer's. See the module docstring
+    for the contract (when a call transforms, transformations, dict inputs,
+    seeds) and `tf_histeq.layers` for dtypes and backends.
 
     For a per-element deterministic `tf.data` pipeline whatever its
     parallelism, use `tf_histeq.data.random_map_fn`.
@@ -181,7 +208,9 @@ class RandomCLAHE(_RandomEqualizer):
     Call arguments:
         data: Images `(N, H, W, C)` or `(H, W, C)`, or a dict with them under
             `"images"`.
-        training: Transform (True, the default) or pass through (False).
+        training: Transform (True) or pass through (False). None (the
+            default): the outer model's value; in a direct call, transform;
+            inside a model called without it, pass through.
 
     Raises:
         TypeError: If an argument has the wrong type; when called, if the Keras
@@ -249,8 +278,9 @@ class RandomEqualization(_RandomEqualizer):
     Each image in a training batch is equalized with probability `factor` by
     `tf_histeq.equalize_hist` (one histogram per image and channel, bit-exact
     with `cv2.equalizeHist` or `PIL.ImageOps.equalize`); the other images pass
-    through. Outside training every image passes through. Outputs are in the
-    layer's `compute_dtype`. See the module docstring for the contract.
+    through. Outside training every image passes through, as in
+    `RandomCLAHE`. Outputs are in the layer's `compute_dtype`. See the module
+    docstring for the contract.
 
     Args:
         factor: Probability that an image is equalized (default 0.5).
@@ -265,7 +295,8 @@ class RandomEqualization(_RandomEqualizer):
     Call arguments:
         data: Images `(N, H, W, C)` or `(H, W, C)`, or a dict with them under
             `"images"`.
-        training: Transform (True, the default) or pass through (False).
+        training: Transform (True) or pass through (False); None (the
+            default) as in `RandomCLAHE`.
 
     Raises:
         TypeError: If an argument has the wrong type; when called, if the Keras
