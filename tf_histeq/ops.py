@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clahe, _convert, _histogram, _matching, _options
+from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options
 from tf_histeq._options import Histogram, fail
 
 # OpenCV's fixed-point RGB -> Y coefficients (cv::COLOR_RGB2YCrCb, 14 fractional bits):
@@ -455,7 +455,7 @@ def _run(
     mask,
     kernel: _Kernel,
 ) -> tf.Tensor:
-    """Shared plumbing: layout, alpha, mask, NaN, luminance, gradients, levels <-> values."""
+    """Shared plumbing: layout, alpha, mask, NaN, lightness modes, gradients, levels <-> values."""
     rank = images.shape.rank
     x = _convert.to_nhwc(images)
     if x.dtype.is_floating:
@@ -467,14 +467,25 @@ def _run(
     n_channels = x.shape[-1]
     has_alpha = _has_alpha(alpha, n_channels)
     n_color = n_channels - has_alpha
-    if channels == "luminance" and n_color != 3:
-        others = " or ".join(repr(c) for c in _options.CHANNEL_CHOICES[op] if c != "luminance")
+    lightness = channels in _options.LIGHTNESS_CHANNELS
+    if lightness and n_color != 3:
+        others = " or ".join(repr(c) for c in _options.CHANNEL_CHOICES[op] if c not in _options.LIGHTNESS_CHANNELS)
         fail(
             ValueError,
             "channels",
             f"be {others} unless images have 3 colour channels (RGB, or RGBA with alpha)",
             channels,
             hint=f"images have {n_channels} channel(s), {'the last as alpha' if has_alpha else 'no alpha'}.",
+        )
+    if channels == "lab" and spec.bins != _colour.LEVELS:
+        fail(
+            ValueError,
+            "channels",
+            f"be 'per_channel' or 'luminance' for images read as other than {_colour.LEVELS} levels "
+            "(OpenCV's Lab works on 8-bit levels)",
+            channels,
+            hint=f"the {images.dtype.name} images are read as bins={spec.bins} levels; pass "
+            f"bins={_colour.LEVELS} to run on {_colour.LEVELS} levels of value_range=({spec.low}, {spec.high}).",
         )
     valid = _convert.prepare_mask(mask, images)
     if has_alpha:  # gray + alpha, RGBA: alpha passes through
@@ -488,7 +499,9 @@ def _run(
         valid = not_nan if valid is None else tf.logical_and(valid, not_nan)
 
     keep = None
-    if channels == "luminance":
+    if lightness and spec.bins == _colour.LEVELS:  # 8-bit levels: OpenCV's round trip
+        out = _on_lightness(channels, levels, valid, kernel, spec, color)
+    elif channels == "luminance":  # other levels: the change of Y added to R, G and B
         luma = _luma(levels)
         luma_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
         new_luma = kernel(luma, luma_valid)
@@ -535,3 +548,27 @@ def _luma(levels: tf.Tensor) -> tf.Tensor:
     weights = tf.constant(_Y_COEFFS, tf.int32)
     weighted = tf.reduce_sum(levels * weights, axis=-1, keepdims=True)
     return tf.bitwise.right_shift(weighted + (1 << (_Y_SHIFT - 1)), _Y_SHIFT)
+
+
+def _on_lightness(
+    space: str, levels: tf.Tensor, valid, kernel: _Kernel, spec: _convert.LevelSpec, color: tf.Tensor
+) -> tf.Tensor:
+    """`kernel` on the lightness plane of 8-bit RGB `levels` in colour space `space`, as output values.
+
+    The plane's pixels are valid where all three channels are. OpenCV's round
+    trip applies to every image, also where the plane's table is the identity,
+    except images with no valid pixel (an all-false mask, all NaN), which come
+    back unchanged like their planes in the other modes.
+    """
+    plane_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
+
+    def on_plane(plane: tf.Tensor) -> tf.Tensor:
+        result = kernel(plane, plane_valid)
+        return _histogram.apply_luts(result.luts, plane) if isinstance(result, _Tables) else result
+
+    out = _convert.to_values(_colour.on_lightness(space, levels, on_plane), spec)
+    if plane_valid is None:
+        return out
+    empty = tf.logical_not(tf.reduce_any(plane_valid, axis=[1, 2, 3], keepdims=True))
+    unchanged = _convert.to_values(levels, spec) if spec.exact else _convert.clip_values(color, spec)
+    return tf.where(empty, unchanged, out)
