@@ -84,17 +84,25 @@ def equalize_hist(
         method: Lookup-table formula: `"opencv"` (`cv2.equalizeHist`: the lowest
             occupied level maps to 0, the highest to the top) or `"pil"`
             (`PIL.ImageOps.equalize`).
-        channels: `"per_channel"` (each channel alone), `"luminance"` (equalize
-            the Y of YCbCr and add the change to R, G and B, so hue and the
-            chroma differences are kept; needs 3 or 4 channels), or `"joint"` (one
-            histogram over all channels of an image).
+        channels: `"per_channel"` (each channel alone), `"joint"` (one
+            histogram over all channels of an image), or a lightness mode for
+            RGB (3 colour channels besides alpha): `"luminance"` (the Y of
+            YCrCb) or `"lab"` (the L of CIE Lab). With 256 bins (the default
+            for uint8 and float) a lightness mode is OpenCV's round trip on
+            the levels, bit for bit: `cv2.cvtColor(COLOR_RGB2YCrCb` or
+            `COLOR_RGB2Lab)`, the op on the first plane, `cv2.cvtColor` back
+            (`"lab"` is albumentations' `CLAHE` recipe; float images are read
+            as 8-bit levels first, as albumentations does). With other bins,
+            `"luminance"` equalizes Y and adds its change to R, G and B (so
+            the chroma differences are kept) and `"lab"` is refused.
         alpha: Whether the last channel is alpha, which passes through
             unchanged: `"auto"` (the last of 2 or 4 channels: gray + alpha,
             RGBA), True (the last channel, whatever the count) or False (no
             alpha: every channel is equalized, e.g. dual-energy or RGB + NIR).
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
             either with a trailing 1. Only pixels inside the mask build the
-            histogram; every pixel is mapped. An all-false mask leaves the image
+            histogram (in a lightness mode, pixels whose 3 channels are all
+            inside); every pixel is mapped. An all-false mask leaves the image
             unchanged.
 
     Returns:
@@ -187,8 +195,11 @@ def clahe(
             histograms and stay NaN.
         bins: Number of histogram bins; defaults as in `equalize_hist` (256 for
             uint8 and float, 65536 for uint16).
-        channels: `"per_channel"` or `"luminance"` (Y of YCbCr, needs 3 colour
-            channels besides alpha).
+        channels: `"per_channel"`, `"luminance"` or `"lab"`, as in
+            `equalize_hist`: with 256 bins, OpenCV's YCrCb or Lab round trip
+            around the op on Y or L, bit for bit (with `"lab"`, albumentations'
+            `CLAHE` on RGB images); with other bins `"luminance"` adds the
+            change of Y to R, G and B and `"lab"` is refused.
         alpha: `"auto"`, True or False, as in `equalize_hist`: with `"auto"`
             the last of 2 or 4 channels is alpha and passes through unchanged.
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
