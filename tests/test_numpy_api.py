@@ -63,8 +63,14 @@ class TestHistogramEqualization:
 
     @pytest.mark.parametrize(
         "kwargs",
-        [{"method": "pil"}, {"channels": "joint"}, {"channels": "luminance"}, {"value_range": (0, 1), "bins": 64}],
-        ids=["pil", "joint", "luminance", "range-bins"],
+        [
+            {"method": "pil"},
+            {"channels": "joint"},
+            {"channels": "luminance"},
+            {"channels": "lab"},
+            {"value_range": (0, 1), "bins": 64},
+        ],
+        ids=["pil", "joint", "luminance", "lab", "range-bins"],
     )
     def test_keyword_arguments_reach_the_function(self, kwargs):
         x = image(salt=1) / (255 if "value_range" in kwargs else 1)
@@ -196,7 +202,7 @@ class TestPreprocessingFunction:
                 ("equalize_hist",),
                 {"channels": "all"},
                 ValueError,
-                r"`channels` must be one of 'per_channel', 'luminance', 'joint'. Received: channels='all'.",
+                r"`channels` must be one of 'per_channel', 'luminance', 'joint', 'lab'. Received: channels='all'.",
             ),
             (
                 ("equalize_hist",),
