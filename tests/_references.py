@@ -54,3 +54,20 @@ def cv2_clahe(image: np.ndarray, clip_limit: float, grid: tuple[int, int]) -> np
     cv2 = pytest.importorskip("cv2")
     engine = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(grid[1], grid[0]))
     return per_plane(engine.apply, image)
+
+
+def cv2_lightness(image: np.ndarray, space: str, plane_fn) -> np.ndarray:
+    """OpenCV users' colour recipe: `cvtColor(RGB2YCrCb` or `RGB2Lab)`, `plane_fn` on the first plane, back.
+
+    `image` is uint8 RGB `(H, W, 3)`, RGBA (alpha passes through) or a batch of either.
+    """
+    cv2 = pytest.importorskip("cv2")
+    if image.ndim == 4:
+        return np.stack([cv2_lightness(im, space, plane_fn) for im in image])
+    forward, inverse = {
+        "luminance": (cv2.COLOR_RGB2YCrCb, cv2.COLOR_YCrCb2RGB),
+        "lab": (cv2.COLOR_RGB2Lab, cv2.COLOR_Lab2RGB),
+    }[space]
+    converted = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), forward)
+    converted[..., 0] = plane_fn(np.ascontiguousarray(converted[..., 0]))
+    return np.concatenate([cv2.cvtColor(converted, inverse), image[..., 3:]], axis=-1)

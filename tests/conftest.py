@@ -28,6 +28,7 @@ TEST_REQUIREMENTS = {
     "tf_keras": "tf_keras",
     "hypothesis": "hypothesis",
     "matplotlib": "matplotlib",
+    "albumentations": "albumentations",
 }
 
 

@@ -88,13 +88,14 @@ class TestErrors:
         [(4, False, "4 channel\\(s\\), no alpha"), (3, True, "3 channel\\(s\\), the last as alpha")],
         ids=["4-bands-no-alpha", "rgb-last-as-alpha"],
     )
-    def test_luminance_needs_3_colour_channels_after_alpha(self, op, others, count, alpha, hint):
+    @pytest.mark.parametrize("space", ["luminance", "lab"])
+    def test_lightness_modes_need_3_colour_channels_after_alpha(self, op, others, count, alpha, hint, space):
         with pytest.raises(
             ValueError,
             match=rf"^`channels` must be {others} unless images have 3 colour channels \(RGB, or RGBA with alpha\)\. "
-            rf"Received: channels='luminance'\. Hint: images have {hint}\.$",
+            rf"Received: channels='{space}'\. Hint: images have {hint}\.$",
         ):
-            op(bands(count), channels="luminance", alpha=alpha)
+            op(bands(count), channels=space, alpha=alpha)
 
     @pytest.mark.parametrize(
         ("value", "error"), [("yes", ValueError), ("True", ValueError), (1, TypeError), (None, TypeError)], ids=repr

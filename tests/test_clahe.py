@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import tf_histeq
 from tests import _images
-from tests._references import assert_same_pixels, cv2_clahe
+from tests._references import assert_same_pixels, cv2_clahe, cv2_lightness
 
 
 class TestReference:
@@ -36,14 +36,15 @@ class TestReference:
         assert actual.dtype == np.uint16
         assert_same_pixels(actual, cv2_clahe(image, 4.0, (3, 2)))
 
-    def test_luminance_is_within_two_levels_of_the_opencv_ycrcb_pipeline(self, skdata, cv2):
+    @pytest.mark.parametrize("space", ["luminance", "lab"])
+    def test_lightness_modes_equal_the_opencv_round_trip(self, skdata, space):
+        """`cvtColor(RGB2YCrCb` / `RGB2Lab)`, createCLAHE on Y / L, back: 0 px differ (RGBA: alpha passes)."""
         image = skdata.astronaut()[::2, ::2]
-        ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
-        ycrcb[..., 0] = cv2.createCLAHE(2.0, (8, 8)).apply(np.ascontiguousarray(ycrcb[..., 0]))
-        expected = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB).astype(int)
-        actual = tf_histeq.clahe(image, channels="luminance").numpy().astype(int)
-        diff = np.abs(actual - expected)
-        assert diff.max() <= 2, f"{(diff > 2).sum()} pixels off by more than 2 (max {diff.max()})"
+        rgba = np.dstack([skdata.coffee()[:256, :256], _images.xray()((256, 256), np.uint8)])
+        for name, pixels, grid in [("astronaut", image, (8, 8)), ("coffee RGBA", rgba, (3, 5))]:
+            actual = tf_histeq.clahe(pixels, channels=space, clip_limit=3.0, tile_grid_size=grid).numpy()
+            expected = cv2_lightness(pixels, space, lambda plane, g=grid: cv2_clahe(plane, 3.0, g))
+            assert_same_pixels(actual, expected, f"{name} {space}")
 
 
 class TestContract:
@@ -59,7 +60,7 @@ class TestContract:
         for i, image in enumerate(batch):
             assert_same_pixels(actual[i], cv2_clahe(image, 2.5, (3, 5)), f"image {i}")
 
-    @pytest.mark.parametrize("channels", ["per_channel", "luminance"])
+    @pytest.mark.parametrize("channels", ["per_channel", "luminance", "lab"])
     def test_function_and_xla_equal_eager_with_a_mask(self, traced, channels):
         batch = np.stack([_images.xray()((40, 52, 3), np.uint8), _images.band(0.2, 0.3)((40, 52, 3), np.uint8)])
         mask = _images.xray_mask((40, 52))

@@ -131,6 +131,7 @@ class TestOutputs:
                 ["xray.png", "rgba.png", "xray16.png"],
             ),
             ("clahe", ["--channels", "luminance"], {"channels": "luminance"}, ["rgba.png"]),
+            ("clahe", ["--channels", "lab"], {"channels": "lab"}, ["rgba.png"]),
             (
                 "clahe",
                 ["--bins", "128", "--value-range", "10", "240"],
@@ -148,6 +149,7 @@ class TestOutputs:
             "clip-0",
             "clip-grid",
             "clahe-luminance",
+            "clahe-lab",
             "clahe-bins-range",
         ],
     )

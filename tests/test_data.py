@@ -69,7 +69,7 @@ class TestValidation:
                 ("clahe",),
                 {"channels": "joint"},
                 ValueError,
-                r"`channels` must be one of 'per_channel', 'luminance'. Received: channels='joint'.",
+                r"`channels` must be one of 'per_channel', 'luminance', 'lab'. Received: channels='joint'.",
             ),
             (
                 ("clahe",),

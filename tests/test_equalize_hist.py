@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import tf_histeq
 from tests import _images
-from tests._references import assert_same_pixels, cv2_equalize, pil_equalize
+from tests._references import assert_same_pixels, cv2_equalize, cv2_lightness, pil_equalize
 
 DESIGNED = [pytest.param(make, id=name) for name, make in _images.DESIGNED.items()]
 SHAPES = [(37, 53), (64, 64), (3, 200), (240, 320)]
@@ -114,15 +114,18 @@ class TestReference:
         assert_same_pixels(tf_histeq.equalize_hist(image).numpy(), cv2_equalize(image), name)
         assert_same_pixels(tf_histeq.equalize_hist(image, method="pil").numpy(), pil_equalize(image), name)
 
+    @pytest.mark.parametrize("space", ["luminance", "lab"])
     @pytest.mark.parametrize("name", COLOR)
-    def test_luminance_is_within_two_levels_of_the_opencv_ycrcb_pipeline(self, name, photos, cv2):
+    def test_lightness_modes_equal_the_opencv_round_trip(self, name, space, photos, cv2):
+        """`cvtColor(RGB2YCrCb` / `RGB2Lab)`, equalizeHist or ImageOps.equalize on Y / L, back: 0 px differ."""
         image = photos[name]
-        ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
-        ycrcb[..., 0] = cv2.equalizeHist(ycrcb[..., 0])
-        expected = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB).astype(int)
-        actual = tf_histeq.equalize_hist(image, channels="luminance").numpy().astype(int)
-        diff = np.abs(actual - expected)
-        assert diff.max() <= 2, f"{(diff > 2).sum()} pixels off by more than 2 (max {diff.max()})"
+        for method, plane_fn in [("opencv", cv2.equalizeHist), ("pil", pil_equalize)]:
+            expected = cv2_lightness(image, space, plane_fn)
+            actual = tf_histeq.equalize_hist(image, channels=space, method=method).numpy()
+            assert_same_pixels(actual, expected, f"{name} {space} {method}")
+        rgba = np.dstack([image, _images.xray()(image.shape[:2], np.uint8)])
+        actual = tf_histeq.equalize_hist(rgba, channels=space).numpy()
+        assert_same_pixels(actual, cv2_lightness(rgba, space, cv2.equalizeHist), f"{name} {space} RGBA")
 
     def test_joint_equals_cv2_on_the_channels_laid_side_by_side(self, cv2):
         image = _images.beta(2, 5)((48, 40, 3), np.uint8)
@@ -173,10 +176,16 @@ class TestContract:
 
     # Every method and every channel mode, traced and compiled, with and without a mask: the table
     # formula and the channel plumbing are independent code, so not every pair is needed here (the
-    # layer, tf.data and TPU-graph tests compile the pairs left out: pil-joint, pil-luminance).
+    # layer, tf.data and TPU-graph tests compile the pairs left out: pil-joint, pil-luminance, opencv-lab).
     @pytest.mark.parametrize(
         ("method", "channels"),
-        [("opencv", "per_channel"), ("pil", "per_channel"), ("opencv", "joint"), ("opencv", "luminance")],
+        [
+            ("opencv", "per_channel"),
+            ("pil", "per_channel"),
+            ("opencv", "joint"),
+            ("opencv", "luminance"),
+            ("pil", "lab"),
+        ],
     )
     def test_function_and_xla_equal_eager(self, traced, method, channels):
         batch = np.stack([_images.xray()((50, 70, 3), np.uint8), _images.beta(0.5, 0.5)((50, 70, 3), np.uint8)])

@@ -196,7 +196,7 @@ class TestPreprocessingFunction:
                 ("equalize_hist",),
                 {"channels": "all"},
                 ValueError,
-                r"`channels` must be one of 'per_channel', 'luminance', 'joint'. Received: channels='all'.",
+                r"`channels` must be one of 'per_channel', 'luminance', 'joint', 'lab'. Received: channels='all'.",
             ),
             (
                 ("equalize_hist",),

@@ -162,7 +162,7 @@ BAD_ARGUMENTS = [
     (
         {"channels": "joint"},
         ValueError,
-        r"`channels` must be one of 'per_channel', 'luminance'. Received: channels='joint'.",
+        r"`channels` must be one of 'per_channel', 'luminance', 'lab'. Received: channels='joint'.",
     ),
 ]
 

@@ -25,7 +25,7 @@ def equalize_hist(
     value_range: ValueRange = None,
     bins: int | None = None,
     method: Literal["opencv", "pil"] = "opencv",
-    channels: Literal["per_channel", "luminance", "joint"] = "per_channel",
+    channels: Literal["per_channel", "luminance", "joint", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: Mask = None,
 ) -> tf.Tensor: ...
@@ -36,7 +36,7 @@ def clahe(
     tile_grid_size: tuple[int, int] | list[int] = (8, 8),
     value_range: ValueRange = None,
     bins: int | None = None,
-    channels: Literal["per_channel", "luminance"] = "per_channel",
+    channels: Literal["per_channel", "luminance", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: Mask = None,
 ) -> tf.Tensor: ...
@@ -65,7 +65,7 @@ def histogram_equalization(
     value_range: ValueRange = None,
     bins: int | None = None,
     method: Literal["opencv", "pil"] = "opencv",
-    channels: Literal["per_channel", "luminance", "joint"] = "per_channel",
+    channels: Literal["per_channel", "luminance", "joint", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: npt.ArrayLike | None = None,
 ) -> np.ndarray: ...

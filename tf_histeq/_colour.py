@@ -104,6 +104,7 @@ _YCRCB_INVERSE = (22987, -5636, -11698, 29049)
 _LAB_FORWARD_MATRIX = ((1777, 1541, 778), (871, 2929, 296), (73, 448, 3575))
 _LAB_INVERSE_MATRIX = ((12615, -6296, -2223), (-3773, 7684, 185), (217, -836, 4715))
 
+LEVELS = 256  # the levels of the 8-bit conversions (an op's `bins` for the OpenCV round trip)
 _GAMMA_SCALE = 2040  # RGB2Lab_b's linear-light scale (8 * 255)
 _INV_GAMMA_SIZE = 4096  # Lab2RGBinteger's linear-light levels
 _F_SCALE = 15  # f table in Q15

@@ -24,8 +24,10 @@ from typing import Any
 MAX_BINS = 65536
 
 METHODS = ("opencv", "pil")
-CHANNELS = ("per_channel", "luminance", "joint")
-CLAHE_CHANNELS = ("per_channel", "luminance")
+CHANNELS = ("per_channel", "luminance", "joint", "lab")
+CLAHE_CHANNELS = ("per_channel", "luminance", "lab")
+# The lightness modes (`channels`): the op runs on one plane of a colour space (`_colour.SPACES`).
+LIGHTNESS_CHANNELS = ("luminance", "lab")
 MATCH_CHANNELS = ("per_channel", "joint")
 ALPHA_CHOICES = ("auto", True, False)
 

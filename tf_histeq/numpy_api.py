@@ -80,8 +80,10 @@ def histogram_equalization(
         bins: Number of histogram bins; 256 for uint8 and float, 65536 for uint16
             by default.
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
-        channels: `"per_channel"`, `"luminance"` (3 colour channels) or `"joint"`
-            (one histogram over all channels, like the original function).
+        channels: `"per_channel"`, `"joint"` (one histogram over all channels,
+            like the original function), or `"luminance"` / `"lab"` (RGB:
+            OpenCV's YCrCb / Lab round trip on 8-bit levels; see
+            `tf_histeq.equalize_hist`).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through unchanged), True (the last channel is alpha) or False (no alpha).
         mask: Optional bool (or 0/1) array of shape `(H, W)` (or as

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clahe, _convert, _histogram, _matching, _options
+from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options
 from tf_histeq._options import Histogram, fail
 
 # OpenCV's fixed-point RGB -> Y coefficients (cv::COLOR_RGB2YCrCb, 14 fractional bits):
@@ -84,17 +84,25 @@ def equalize_hist(
         method: Lookup-table formula: `"opencv"` (`cv2.equalizeHist`: the lowest
             occupied level maps to 0, the highest to the top) or `"pil"`
             (`PIL.ImageOps.equalize`).
-        channels: `"per_channel"` (each channel alone), `"luminance"` (equalize
-            the Y of YCbCr and add the change to R, G and B, so hue and the
-            chroma differences are kept; needs 3 or 4 channels), or `"joint"` (one
-            histogram over all channels of an image).
+        channels: `"per_channel"` (each channel alone), `"joint"` (one
+            histogram over all channels of an image), or a lightness mode for
+            RGB (3 colour channels besides alpha): `"luminance"` (the Y of
+            YCrCb) or `"lab"` (the L of CIE Lab). With 256 bins (the default
+            for uint8 and float) a lightness mode is OpenCV's round trip on
+            the levels, bit for bit: `cv2.cvtColor(COLOR_RGB2YCrCb` or
+            `COLOR_RGB2Lab)`, the op on the first plane, `cv2.cvtColor` back
+            (`"lab"` is albumentations' `CLAHE` recipe; float images are read
+            as 8-bit levels first, as albumentations does). With other bins,
+            `"luminance"` equalizes Y and adds its change to R, G and B (so
+            the chroma differences are kept) and `"lab"` is refused.
         alpha: Whether the last channel is alpha, which passes through
             unchanged: `"auto"` (the last of 2 or 4 channels: gray + alpha,
             RGBA), True (the last channel, whatever the count) or False (no
             alpha: every channel is equalized, e.g. dual-energy or RGB + NIR).
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
             either with a trailing 1. Only pixels inside the mask build the
-            histogram; every pixel is mapped. An all-false mask leaves the image
+            histogram (in a lightness mode, pixels whose 3 channels are all
+            inside); every pixel is mapped. An all-false mask leaves the image
             unchanged.
 
     Returns:
@@ -187,8 +195,11 @@ def clahe(
             histograms and stay NaN.
         bins: Number of histogram bins; defaults as in `equalize_hist` (256 for
             uint8 and float, 65536 for uint16).
-        channels: `"per_channel"` or `"luminance"` (Y of YCbCr, needs 3 colour
-            channels besides alpha).
+        channels: `"per_channel"`, `"luminance"` or `"lab"`, as in
+            `equalize_hist`: with 256 bins, OpenCV's YCrCb or Lab round trip
+            around the op on Y or L, bit for bit (with `"lab"`, albumentations'
+            `CLAHE` on RGB images); with other bins `"luminance"` adds the
+            change of Y to R, G and B and `"lab"` is refused.
         alpha: `"auto"`, True or False, as in `equalize_hist`: with `"auto"`
             the last of 2 or 4 channels is alpha and passes through unchanged.
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
@@ -455,7 +466,7 @@ def _run(
     mask,
     kernel: _Kernel,
 ) -> tf.Tensor:
-    """Shared plumbing: layout, alpha, mask, NaN, luminance, gradients, levels <-> values."""
+    """Shared plumbing: layout, alpha, mask, NaN, lightness modes, gradients, levels <-> values."""
     rank = images.shape.rank
     x = _convert.to_nhwc(images)
     if x.dtype.is_floating:
@@ -467,14 +478,25 @@ def _run(
     n_channels = x.shape[-1]
     has_alpha = _has_alpha(alpha, n_channels)
     n_color = n_channels - has_alpha
-    if channels == "luminance" and n_color != 3:
-        others = " or ".join(repr(c) for c in _options.CHANNEL_CHOICES[op] if c != "luminance")
+    lightness = channels in _options.LIGHTNESS_CHANNELS
+    if lightness and n_color != 3:
+        others = " or ".join(repr(c) for c in _options.CHANNEL_CHOICES[op] if c not in _options.LIGHTNESS_CHANNELS)
         fail(
             ValueError,
             "channels",
             f"be {others} unless images have 3 colour channels (RGB, or RGBA with alpha)",
             channels,
             hint=f"images have {n_channels} channel(s), {'the last as alpha' if has_alpha else 'no alpha'}.",
+        )
+    if channels == "lab" and spec.bins != _colour.LEVELS:
+        fail(
+            ValueError,
+            "channels",
+            f"be 'per_channel' or 'luminance' for images read as other than {_colour.LEVELS} levels "
+            "(OpenCV's Lab works on 8-bit levels)",
+            channels,
+            hint=f"the {images.dtype.name} images are read as bins={spec.bins} levels; pass "
+            f"bins={_colour.LEVELS} to run on {_colour.LEVELS} levels of value_range=({spec.low}, {spec.high}).",
         )
     valid = _convert.prepare_mask(mask, images)
     if has_alpha:  # gray + alpha, RGBA: alpha passes through
@@ -490,7 +512,9 @@ def _run(
     # uint16 values are selected and concatenated as int32 and cast at the end (TensorFlow Lite).
     work = _convert.work_dtype(spec.dtype)
     keep = None
-    if channels == "luminance":
+    if lightness and spec.bins == _colour.LEVELS:  # 8-bit levels: OpenCV's round trip
+        out = _on_lightness(channels, levels, valid, kernel, spec, color)
+    elif channels == "luminance":  # other levels: the change of Y added to R, G and B
         luma = _luma(levels)
         luma_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
         new_luma = kernel(luma, luma_valid)
@@ -538,3 +562,27 @@ def _luma(levels: tf.Tensor) -> tf.Tensor:
     weights = tf.constant(_Y_COEFFS, tf.int32)
     weighted = tf.reduce_sum(levels * weights, axis=-1, keepdims=True)
     return tf.bitwise.right_shift(weighted + (1 << (_Y_SHIFT - 1)), _Y_SHIFT)
+
+
+def _on_lightness(
+    space: str, levels: tf.Tensor, valid, kernel: _Kernel, spec: _convert.LevelSpec, color: tf.Tensor
+) -> tf.Tensor:
+    """`kernel` on the lightness plane of 8-bit RGB `levels` in colour space `space`, as output values.
+
+    The plane's pixels are valid where all three channels are. OpenCV's round
+    trip applies to every image, also where the plane's table is the identity,
+    except images with no valid pixel (an all-false mask, all NaN), which come
+    back unchanged like their planes in the other modes.
+    """
+    plane_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
+
+    def on_plane(plane: tf.Tensor) -> tf.Tensor:
+        result = kernel(plane, plane_valid)
+        return _histogram.apply_luts(result.luts, plane) if isinstance(result, _Tables) else result
+
+    out = _convert.to_values(_colour.on_lightness(space, levels, on_plane), spec)
+    if plane_valid is None:
+        return out
+    empty = tf.logical_not(tf.reduce_any(plane_valid, axis=[1, 2, 3], keepdims=True))
+    unchanged = _convert.to_values(levels, spec) if spec.exact else _convert.clip_values(color, spec)
+    return tf.where(empty, unchanged, out)

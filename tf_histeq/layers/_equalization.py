@@ -25,7 +25,9 @@ class HistogramEqualization(Equalizer):
         bins: Number of histogram bins; defaults as in `tf_histeq.equalize_hist`
             (256 for uint8 and float, 65536 for uint16).
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
-        channels: `"per_channel"`, `"luminance"` (3 colour channels) or `"joint"`.
+        channels: `"per_channel"`, `"joint"`, or `"luminance"` / `"lab"` (RGB:
+            OpenCV's YCrCb / Lab round trip on 8-bit levels; see
+            `tf_histeq.equalize_hist`).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
         jit_compile: `"auto"` (compile the op with XLA for the shapes that
@@ -108,7 +110,8 @@ class CLAHE(Equalizer):
             `tf_histeq.clahe` (uint8 `(0, 255)`, uint16 `(0, 65535)`, float
             `(0, 255)`).
         bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16).
-        channels: `"per_channel"` or `"luminance"` (3 colour channels).
+        channels: `"per_channel"`, `"luminance"` or `"lab"` (RGB: OpenCV's
+            YCrCb / Lab round trip on 8-bit levels; see `tf_histeq.clahe`).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
         jit_compile: `"auto"`, True or False, as in `HistogramEqualization`.

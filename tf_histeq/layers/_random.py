@@ -200,7 +200,7 @@ class RandomCLAHE(_RandomEqualizer):
         factor: Probability that an image is transformed (default 1.0: all).
         value_range: `(low, high)` of the pixel values, as in `tf_histeq.clahe`.
         bins: Number of histogram bins, as in `tf_histeq.clahe`.
-        channels: `"per_channel"` or `"luminance"` (3 colour channels).
+        channels: `"per_channel"`, `"luminance"` or `"lab"`, as in `tf_histeq.clahe`.
         alpha: `"auto"`, True or False, as in `tf_histeq.clahe`.
         seed: An int for reproducible draws, or None.
         **kwargs: Base layer arguments such as `name` and `dtype`.
@@ -287,7 +287,8 @@ class RandomEqualization(_RandomEqualizer):
         method: `"opencv"` or `"pil"`, as in `tf_histeq.equalize_hist`.
         value_range: `(low, high)` of the pixel values, as in `tf_histeq.equalize_hist`.
         bins: Number of histogram bins, as in `tf_histeq.equalize_hist`.
-        channels: `"per_channel"`, `"luminance"` or `"joint"`.
+        channels: `"per_channel"`, `"luminance"`, `"joint"` or `"lab"`, as in
+            `tf_histeq.equalize_hist`.
         alpha: `"auto"`, True or False, as in `tf_histeq.equalize_hist`.
         seed: An int for reproducible draws, or None.
         **kwargs: Base layer arguments such as `name` and `dtype`.
