@@ -4,8 +4,9 @@ Cells: input dtype (uint8, uint16, float32) x value range (the dtype's default
 and a narrow one: 0..200, 12-bit 0..4095, 0..1) x bins (64, 201, 256, 4096,
 65536, where the range holds that many levels) x layer (`HistogramEqualization`
 with `method="opencv"` and `"pil"`, `CLAHE`). Each cell is one output of one
-Keras model, so the matrix costs one TensorFlow Lite and one ONNX conversion; every output is compared with `model.predict` and
-counted in differing values. Inputs have a dynamic height and width and are
+Keras model, so the matrix costs one TensorFlow Lite and one ONNX
+conversion; every output is compared with `model.predict` and counted in
+differing values. Inputs have a dynamic height and width and are
 run at two sizes; each batch holds a constant image (the identity planes) and
 values outside the narrow ranges (clipping).
 """
