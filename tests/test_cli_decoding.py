@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tests._references import assert_same_pixels
+from tests._service import local_service
 from tf_histeq import ops, samples
 from tf_histeq.cli import files, listing, pipeline
 
@@ -348,22 +349,14 @@ def test_compiled_static_pipelines_read_the_files_as_the_general_one(outputs, tm
             )
 
 
-_RETIRED = []  # servers kept alive to the end of the process (stopping a worker can hold the GIL for seconds)
-
-
 @pytest.mark.slow  # starts data-service servers
 def test_the_data_service_reads_the_files_as_the_local_run(outputs, tmp_path, capsys):
     """The files' decoding findings travel with the elements to the service's workers."""
     from tf_histeq.cli import main
 
-    svc = tf.data.experimental.service
-    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
-    worker = svc.WorkerServer(svc.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1], port=0))
-    _RETIRED.append((dispatcher, worker))
+    target = local_service()
     src, folders = outputs
-    assert (
-        main(["equalize", str(src), "-o", str(tmp_path), "--format", "png", "--data-service", dispatcher.target]) == 0
-    )
+    assert main(["equalize", str(src), "-o", str(tmp_path), "--format", "png", "--data-service", target]) == 0
     local = sorted(p.name for p in folders["equalize"].iterdir())
     assert f"; {len(local)} done on the tf.data service" in capsys.readouterr().out  # none redone here
     assert sorted(p.name for p in tmp_path.iterdir()) == local

@@ -27,11 +27,11 @@ import tensorflow as tf
 import tf_histeq
 from tests._files import HalfWritten, decode, write_png
 from tests._references import assert_same_pixels
+from tests._service import local_service
 from tests._subprocess import ROOT, python_env
 from tf_histeq import samples
 from tf_histeq.cli import files, main, pipeline, terminal, writing
 
-_RETIRED: list = []  # tf.data service servers, kept until the process ends
 # Every test here runs the CLI in subprocesses or against a data service: slow.
 pytestmark = pytest.mark.slow
 
@@ -88,12 +88,7 @@ def _assert_outputs_complete(src, out, names, function=tf_histeq.equalize_hist) 
 @pytest.fixture(scope="module")
 def service():
     """A tf.data service (dispatcher and one worker) in this process."""
-    svc = tf.data.experimental.service
-    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
-    worker = svc.WorkerServer(svc.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1], port=0))
-    yield dispatcher.target
-    # Not stopped: `WorkerServer._stop()` can hold the GIL for seconds (see tests/test_distributed.py).
-    _RETIRED.append((dispatcher, worker))
+    return local_service()
 
 
 @pytest.mark.parametrize("mode", ["local", "data-service"])
@@ -348,11 +343,10 @@ def test_sigint_mid_run_leaves_complete_files_and_a_rerun_finishes(tmp_path, cap
 
 def test_sigint_while_the_data_service_has_no_worker_stops_at_once(tmp_path):
     """tf.data's GetNext blocks while no worker is registered; the CLI must still answer Ctrl-C."""
-    svc = tf.data.experimental.service
-    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))  # and no worker
+    target = local_service(workers=0)
     src, out = tmp_path / "in", tmp_path / "out"
     _make_inputs(src, count=2)
-    process = _start(["equalize", src, "-o", out, "--data-service", dispatcher.target], 0.0)
+    process = _start(["equalize", src, "-o", out, "--data-service", target], 0.0)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(process.stderr), daemon=True)  # never blocks the test
     try:
@@ -366,7 +360,6 @@ def test_sigint_while_the_data_service_has_no_worker_stops_at_once(tmp_path):
         reader.join(timeout=10)
     finally:
         _stop(process)
-        _RETIRED.append(dispatcher)
     stderr = "".join(lines)
     assert process.returncode == 130, stderr
     assert stopped_in < 10

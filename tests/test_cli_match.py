@@ -16,20 +16,18 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import tf_histeq
 from tests import _images
 from tests._files import decode, write_png
 from tests._files import run_cli as _run
 from tests._references import assert_same_pixels
+from tests._service import local_service
 from tf_histeq import _options, samples
 from tf_histeq.cli import app, files, listing, pipeline
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 INPUTS_16 = ["rgb16.png", "xray16.png"]
-# tf.data service servers are kept until the process ends: stopping a worker can hold the GIL for seconds.
-_RETIRED: list = []
 
 
 @pytest.fixture(scope="module")
@@ -311,15 +309,12 @@ def test_defaults_and_choices_are_the_functions(tmp_path):
 
 @pytest.mark.slow  # starts data-service servers
 def test_data_service_gives_the_local_outputs(data, tmp_path, capsys):
-    svc = tf.data.experimental.service
-    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
-    worker = svc.WorkerServer(svc.WorkerConfig(dispatcher_address=dispatcher.target.split("://", 1)[1], port=0))
-    _RETIRED.append((dispatcher, worker))
+    target = local_service()
     out = tmp_path / "out"
-    argv = ["match", data / "in16", "-o", out, "--reference", data / "gray16.png", "--data-service", dispatcher.target]
+    argv = ["match", data / "in16", "-o", out, "--reference", data / "gray16.png", "--data-service", target]
     code, stdout, err = _run(argv, capsys)
     assert code == 0, err
     assert "2 processed, 0 skipped (output exists), 0 failed" in stdout
-    assert f"; 2 done on the tf.data service at {dispatcher.target}" in stdout  # the histogram went with the graph
+    assert f"; 2 done on the tf.data service at {target}" in stdout  # the histogram went with the graph
     for name in INPUTS_16:
         assert_same_pixels(decode(out / name), _expected(data / "in16" / name, [data / "gray16.png"]), name)

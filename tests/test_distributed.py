@@ -38,6 +38,7 @@ import tf_histeq
 from tests import _images
 from tests._files import decode, write_png
 from tests._references import assert_same_pixels
+from tests._service import LocalService
 from tests._subprocess import ROOT, python_env, run_npz_script, tail
 from tf_histeq import cli, samples
 from tf_histeq.cli import service as cli_service
@@ -265,35 +266,9 @@ def test_multi_worker_mirrored_strategy_trains_with_the_layer_on_two_local_worke
 # --------------------------------------------------------------------------- the tf.data service, in-process
 
 
-# Servers are not stopped but kept until the process ends: `WorkerServer._stop()` waits for the
-# worker's tasks while holding the GIL, which froze the interpreter for up to 14 s here (at random),
-# whereas servers left running cost nothing at exit.
-_RETIRED: list = []
-
-
-class _Service:
-    """A tf.data service dispatcher with `workers` workers on localhost, in this process."""
-
-    def __init__(self, workers: int):
-        svc = tf.data.experimental.service
-        self.dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=0))
-        self.target = self.dispatcher.target  # grpc://localhost:PORT
-        self.workers = []
-        for _ in range(workers):
-            self.add_worker()
-
-    def add_worker(self):
-        svc = tf.data.experimental.service
-        address = self.target.split("://", 1)[1]
-        self.workers.append(svc.WorkerServer(svc.WorkerConfig(dispatcher_address=address, port=0)))
-
-    def retire(self):
-        _RETIRED.append(self)
-
-
 @pytest.fixture(scope="module")
 def service():
-    server = _Service(workers=2)
+    server = LocalService(workers=2)
     try:
         yield server
     finally:
@@ -417,7 +392,7 @@ def test_cli_on_the_data_service_equals_the_local_run(service, inputs, tmp_path,
 
 
 def test_cli_waits_for_a_worker_and_says_so(inputs, tmp_path, capsys, monkeypatch):
-    server = _Service(workers=0)
+    server = LocalService(workers=0)
     joiner = threading.Timer(1.5, server.add_worker)
     try:
         monkeypatch.setattr(cli_service, "SERVICE_WAIT_NOTE_S", 0.3)
