@@ -57,10 +57,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-# The only way to ask whether the graph being traced is compiled by XLA; it is
-# what `tf.function` itself uses to inline a nested jit_compile=True function.
-from tensorflow.python.ops import control_flow_util
-
+from tf_histeq import _compat
 from tf_histeq._options import fail
 
 JIT_COMPILE = "auto"
@@ -172,7 +169,7 @@ def in_keras_step() -> bool:
 
 def in_xla_context() -> bool:
     """Whether the graph being traced (if any) is compiled by XLA as a whole."""
-    return not tf.executing_eagerly() and control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    return not tf.executing_eagerly() and _compat.graph_in_xla_context(tf.compat.v1.get_default_graph())
 
 
 class JitRunner:

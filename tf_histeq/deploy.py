@@ -42,6 +42,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tf_histeq import _compat
 from tf_histeq._options import fail
 
 # The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
@@ -175,11 +176,7 @@ def _refuse_matching(graph, target: str) -> None:
 
 def _check_tflite_dtypes(saved_model_dir) -> None:
     """Raise if a tf_histeq op cannot run in TensorFlow Lite: matching, or a dtype it has no kernels for."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(os.fspath(saved_model_dir), "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
+    proto = _compat.read_saved_model(saved_model_dir)
     offenders = set()
     for meta_graph in proto.meta_graphs:
         _refuse_matching(meta_graph.graph_def, "TensorFlow Lite")
