@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import types
 
 import pytest
 
@@ -14,6 +15,8 @@ def test_ci_refuses_to_start_without_a_reference_library(monkeypatch, value):
     monkeypatch.setenv("CI", value)
     monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
     monkeypatch.setitem(sys.modules, "hypothesis", None)
+    # albumentations imports cv2: present here, whether or not this process imported it already.
+    monkeypatch.setitem(sys.modules, "albumentations", types.ModuleType("albumentations"))
     with pytest.raises(
         pytest.UsageError,
         match=r"CI is set and the test requirements opencv-python-headless, hypothesis are missing; .*"
