@@ -284,6 +284,8 @@ def test_hsv_mode_xla():
         (dict(spatial_dims=2, clip_limit=1.5), ValueError, "`clip_limit` must be a number in [0, 1]"),
         (dict(spatial_dims=2, clip_limit=float("nan")), ValueError, "`clip_limit` must be a number in [0, 1]"),
         (dict(spatial_dims=2, nbins=0), ValueError, "`nbins` must be an int of at least 1"),
+        (dict(spatial_dims=2, nbins=2.5), TypeError, "`nbins` must be an int of at least 1"),
+        (dict(spatial_dims=2, clip_limit="0.1"), TypeError, "`clip_limit` must be a number in [0, 1]"),
     ],
 )
 def test_bad_options(kwargs, error, words):

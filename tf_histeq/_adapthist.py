@@ -90,12 +90,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import numbers
 
 import numpy as np
 import tensorflow as tf
 
 from tf_histeq import _histogram
+from tf_histeq._adapthist_options import check_nbins, clip_count, kernel_shape
 from tf_histeq._options import fail
 
 NR_OF_GRAY = 2**14  # skimage's number of internal gray levels
@@ -111,60 +111,6 @@ OUTPUT_DTYPES = {
     tf.float32: tf.float32,
     tf.float64: tf.float64,
 }
-
-
-# --- options --------------------------------------------------------------------------------------------------------
-
-
-def kernel_shape(kernel_size, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Return skimage's `kernel_size` per axis: `max(s // 8, 1)` by default, an int broadcast, or one per axis.
-
-    Raises:
-        TypeError: If `kernel_size` is not None, an int or a sequence of ints.
-        ValueError: If it has the wrong length or a value below 1.
-    """
-    rank = len(spatial_shape)
-    if kernel_size is None:
-        return tuple(max(s // 8, 1) for s in spatial_shape)
-    if isinstance(kernel_size, numbers.Integral) and not isinstance(kernel_size, bool):
-        kernel = (int(kernel_size),) * rank
-    elif isinstance(kernel_size, (list, tuple, np.ndarray)):
-        if len(kernel_size) != rank:
-            fail(ValueError, "kernel_size", f"have one value per spatial axis ({rank})", kernel_size)
-        if not all(isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in kernel_size):
-            fail(TypeError, "kernel_size", "hold ints", kernel_size)
-        kernel = tuple(int(k) for k in kernel_size)
-    else:
-        fail(TypeError, "kernel_size", "be None, an int or a sequence of ints", kernel_size)
-    if min(kernel) < 1:
-        fail(ValueError, "kernel_size", "be at least 1 on every axis", kernel_size)
-    return kernel
-
-
-def clip_count(clip_limit: float, kernel_elements: int) -> int | None:
-    """Return skimage's `clim`, or None where clipping cannot change a histogram.
-
-    `clim = int(np.clip(clip_limit * kernel_elements, 1, None))` for
-    `clip_limit > 0`; no clipping for 0, nor for `clim >= kernel_elements`
-    (a tile's bins never exceed its voxel count).
-    """
-    if (
-        not isinstance(clip_limit, numbers.Real)
-        or isinstance(clip_limit, bool)
-        or not math.isfinite(clip_limit)
-        or not 0 <= clip_limit <= 1
-    ):
-        fail(ValueError, "clip_limit", "be a number in [0, 1]", clip_limit)
-    if clip_limit <= 0:
-        return None
-    clim = int(np.clip(float(clip_limit) * kernel_elements, 1, None))
-    return clim if clim < kernel_elements else None
-
-
-def _check_nbins(nbins) -> int:
-    if not isinstance(nbins, numbers.Integral) or isinstance(nbins, bool) or nbins < 1:
-        fail(ValueError, "nbins", "be an int of at least 1", nbins)
-    return int(nbins)
 
 
 # --- layout ---------------------------------------------------------------------------------------------------------
@@ -549,7 +495,7 @@ def _prepare(images, spatial_dims, kernel_size, clip_limit, nbins):
     planes, spatial, restore = _to_planes(images, spatial_dims)
     kernel = kernel_shape(kernel_size, spatial)
     clip_count(clip_limit, math.prod(kernel))  # validates
-    return images, planes, kernel, _check_nbins(nbins), restore
+    return images, planes, kernel, check_nbins(nbins), restore
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
