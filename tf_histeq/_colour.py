@@ -185,6 +185,16 @@ def _sat8(value: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(value, 0, 255)
 
 
+def luma(levels: tf.Tensor) -> tf.Tensor:
+    """OpenCV's Y (step 1 above) of int32 RGB levels `(..., 3)` of any range; shape `(..., 1)`.
+
+    The weights sum to 2**14, so Y stays in the levels' range (no clip), e.g.
+    for the 65536 levels of uint16 (the largest sum, 65535 * 2**14, fits int32).
+    """
+    weights = tf.constant(_YCRCB_FORWARD[:3], tf.int32)
+    return _descale(tf.reduce_sum(levels * weights, axis=-1, keepdims=True), _YCRCB_SHIFT)
+
+
 @tf.autograph.experimental.do_not_convert  # plain Python loops: nothing for AutoGraph to convert
 def rgb_to_ycrcb(images) -> tf.Tensor:
     """RGB -> YCrCb exactly as `cv2.cvtColor(COLOR_RGB2YCrCb)` on uint8 (int32: levels, clipped to 0..255).

@@ -27,12 +27,6 @@ import tensorflow as tf
 from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options
 from tf_histeq._options import Histogram, fail
 
-# OpenCV's fixed-point RGB -> Y coefficients (cv::COLOR_RGB2YCrCb, 14 fractional bits):
-# 0.299, 0.587 and 0.114 scaled by 2**14. Using them makes the Y plane, and so its
-# histogram, identical to OpenCV's for 8-bit images.
-_Y_COEFFS = (4899, 9617, 1868)
-_Y_SHIFT = 14
-
 
 class _Tables(NamedTuple):
     """Per-plane lookup tables from a global kernel, applied by `_run` in the output dtype."""
@@ -515,7 +509,7 @@ def _run(
     if lightness and spec.bins == _colour.LEVELS:  # 8-bit levels: OpenCV's round trip
         out = _on_lightness(channels, levels, valid, kernel, spec, color)
     elif channels == "luminance":  # other levels: the change of Y added to R, G and B
-        luma = _luma(levels)
+        luma = _colour.luma(levels)
         luma_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
         new_luma = kernel(luma, luma_valid)
         if isinstance(new_luma, _Tables):
@@ -555,13 +549,6 @@ def _has_alpha(alpha: str | bool, n_channels: int) -> bool:
             alpha,
         )
     return bool(alpha)
-
-
-def _luma(levels: tf.Tensor) -> tf.Tensor:
-    """Y of YCbCr from RGB levels `(N, H, W, 3)`, rounded as OpenCV does; shape `(N, H, W, 1)`."""
-    weights = tf.constant(_Y_COEFFS, tf.int32)
-    weighted = tf.reduce_sum(levels * weights, axis=-1, keepdims=True)
-    return tf.bitwise.right_shift(weighted + (1 << (_Y_SHIFT - 1)), _Y_SHIFT)
 
 
 def _on_lightness(
