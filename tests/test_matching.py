@@ -407,7 +407,7 @@ class TestValidation:
                 np.zeros((5, 5, 2), np.uint8),
                 {},
                 ValueError,
-                r"`reference.shape` must have 1 or 3 channel\(s\).*Received: reference.shape=\(5, 5, 2\)\.",
+                r"`reference.shape` must have 1 or 3 channels, like the images\. Received: reference.shape=\(5, 5, 2\)\.",
             ),
             (np.ones(255), {}, ValueError, r"`reference.bins` must be 256, .*Received: reference.bins=255\."),
             (
@@ -469,6 +469,18 @@ class TestValidation:
         images = np.zeros((8, 8, 3), np.uint8)
         with pytest.raises(error, match=match):
             tf_histeq.match_histograms(images, reference, **kwargs)
+
+    @pytest.mark.parametrize(
+        ("shape", "alpha", "match"),
+        [
+            ((8, 8), "auto", r"must have 1 channel, like the gray images\. Received: reference.shape=\(5, 5, 3\)\."),
+            ((8, 8, 2), "auto", r"must have 1 channel \(or 2 with alpha\), like the gray images\. Received: "),
+        ],
+        ids=["gray", "gray-alpha"],
+    )
+    def test_a_gray_image_refuses_an_rgb_reference_naming_one_channel(self, shape, alpha, match):
+        with pytest.raises(ValueError, match=r"`reference.shape` " + match + r".* Hint: convert the reference to gray"):
+            tf_histeq.match_histograms(np.zeros(shape, np.uint8), np.zeros((5, 5, 3), np.uint8), alpha=alpha)
 
     def test_value_range_and_empty_mask_checks(self):
         image = np.full((8, 8), 100, np.uint16)

@@ -22,7 +22,7 @@ _EXPORTS = {
     "clahe": "tf_histeq.ops",
     "match_histograms": "tf_histeq.ops",
     "reference_histogram": "tf_histeq.ops",
-    "Histogram": "tf_histeq._options",
+    "Histogram": "tf_histeq._reference",
     "histogram_equalization": "tf_histeq.numpy_api",
     "preprocessing_function": "tf_histeq.numpy_api",
 }

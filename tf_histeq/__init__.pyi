@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import tensorflow as tf
 
-from tf_histeq._options import Histogram as Histogram
+from tf_histeq._reference import Histogram as Histogram
 
 __version__: str
 __all__: list[str]

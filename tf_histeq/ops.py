@@ -18,14 +18,16 @@ gradient is asked of them), or wrap their output in `tf.stop_gradient`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options
-from tf_histeq._options import Histogram, fail
+from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options, _reference_counts
+from tf_histeq._options import fail
+from tf_histeq._reference import Histogram
 
 
 class _Tables(NamedTuple):
@@ -339,14 +341,24 @@ def match_histograms(
         >>> tf_histeq.match_histograms(image, reference).numpy()  # 0.75 -> (100 + 201) / 2 = 150.5 -> 150
         array([[100, 100, 150, 201]], dtype=uint8)
     """
+    ingest = functools.partial(_reference_counts.reference_counts, reference, reference_mask)
+    return match_counts(images, ingest, value_range=value_range, bins=bins, channels=channels, alpha=alpha, mask=mask)
+
+
+def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask):
+    """`match_histograms` to the `_reference_counts.Counts` that `ingest(images, spec, has_alpha)` returns.
+
+    `match_histograms` ingests its `reference` argument; the `HistogramMatching`
+    layer, counts held in its weights (`_reference_counts.layer_counts`).
+    """
     with tf.name_scope("match_histograms"):
         images = _convert.as_images(images)
         channels = _options.check_option("match_histograms", "channels", channels)
         alpha = _options.check_alpha(alpha)
         spec = _convert.level_spec(images.dtype, value_range, bins)
         has_alpha = _has_alpha(alpha, images.shape[-1] if images.shape.rank > 2 else 1)
-        counts = _matching.reference_counts(reference, reference_mask, images, spec, has_alpha).counts
-        _matching.check_selects_pixels(mask, images)
+        counts = ingest(images, spec, has_alpha).counts
+        _reference_counts.check_selects_pixels(mask, images)
         joint = channels == "joint"
         if joint:
             counts = tf.reduce_sum(counts, axis=0, keepdims=True)
@@ -403,7 +415,7 @@ def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALP
         array([[ 50,  50,  75, 100]], dtype=uint8)
     """
     alpha = _options.check_alpha(alpha)
-    return _matching.pooled_histogram(
+    return _reference_counts.pooled_histogram(
         data, value_range=value_range, bins=bins, mask=mask, has_alpha=lambda n: _has_alpha(alpha, n)
     )
 

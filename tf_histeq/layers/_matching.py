@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _convert, _matching, _options, _xla, ops
-from tf_histeq._options import Histogram, fail
+from tf_histeq import _convert, _options, _reference_counts, _xla, ops
+from tf_histeq._options import fail
+from tf_histeq._reference import Histogram
 from tf_histeq.layers._base import Equalizer
 
 
@@ -238,4 +241,5 @@ class HistogramMatching(Equalizer):
 
 def _match_counts(images, mask=None, *, counts, reference_range, **options):
     """`match_histograms` to reference counts held in a tensor: what the layer runs, compiled or not."""
-    return ops.match_histograms(images, _matching.Counts(counts, reference_range), mask=mask, **options)
+    ingest = functools.partial(_reference_counts.layer_counts, counts, reference_range)
+    return ops.match_counts(images, ingest, mask=mask, **options)
