@@ -454,7 +454,7 @@ def test_python_dash_m_reports_bad_files_and_exits_1(mixed, tmp_path):
 @pytest.mark.slow  # a fresh process that imports TensorFlow, then Keras
 def test_tensorflow_is_imported_without_keras_which_still_loads_when_used():
     code = (
-        "import sys; from tf_histeq.cli import pipeline; tf = pipeline.import_tensorflow(); "
+        "import sys; from tf_histeq.cli import runtime; tf = runtime.import_tensorflow(); "
         "print('keras' in sys.modules, 'matplotlib' in sys.modules); "
         "print(tf.keras.layers.Identity()(tf.constant([3])).numpy().tolist())"
     )

@@ -13,7 +13,6 @@ import struct
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests._references import assert_same_pixels
 from tests._service import local_service
@@ -125,7 +124,7 @@ def _cv2_rgb(data: bytes, flags=cv2.IMREAD_COLOR) -> np.ndarray:
 
 
 def _decode(data: bytes) -> np.ndarray:
-    return pipeline.decode(tf, data, False)
+    return pipeline.decode(data, False)
 
 
 # --------------------------------------------------------------------------- BMP
@@ -206,7 +205,7 @@ def test_match_reads_its_reference_files_as_opencv_does(tmp_path):
     paths[1].write_bytes(BMPS["bi_rgb_zero_padding"][0])
     reference = match.Reference(str(tmp_path), [str(p) for p in paths], is16=False, formats=["jpeg", "bmp"])
     options = {"value_range": None, "bins": None, "alpha": "auto"}
-    pooled = match.read_reference(tf, reference, options)
+    pooled = match.read_reference(reference, options)
     expected = [ops.reference_histogram(_cv2_rgb(p.read_bytes(), cv2.IMREAD_UNCHANGED), **options) for p in paths]
     assert_same_pixels(np.asarray(pooled.counts), np.asarray((expected[0] + expected[1]).counts), "counts:")
 

@@ -208,9 +208,9 @@ def _service_reader_raising(monkeypatch, error: Exception) -> None:
     """The service's results end with `error` before any element; the local pipeline stays as it is."""
     real_build = pipeline.build
 
-    def build(tf, jobs, op, kwargs, jpeg_quality, service=None):
+    def build(jobs, op, kwargs, jpeg_quality, service=None):
         if service is None:
-            return real_build(tf, jobs, op, kwargs, jpeg_quality)
+            return real_build(jobs, op, kwargs, jpeg_quality)
 
         def elements():
             raise error
@@ -387,10 +387,10 @@ def test_an_ignored_sigint_stays_ignored_and_the_default_one_comes_back():
 ON_SIGNAL_CLI = textwrap.dedent(
     """
     import os, sys, time
-    from tf_histeq.cli import main, pipeline
+    from tf_histeq.cli import main, runtime
 
     ready, go = sys.argv[1:3]
-    pipeline.import_tensorflow()
+    runtime.import_tensorflow()
     open(ready, "w").close()
     while not os.path.exists(go):
         time.sleep(0.002)

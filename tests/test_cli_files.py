@@ -109,6 +109,7 @@ def test_bmp_reads_back_exactly_with_alpha_kept(channels):
         ("rgb16.png", lambda path, a: path.write_bytes(files.encode_png(a.astype(np.uint16) * 257))),
         ("scene.bmp", lambda path, a: path.write_bytes(files.encode_bmp(a))),
         ("scene.jpg", lambda path, a: cv2.imwrite(str(path), a)),
+        ("gray.jpg", lambda path, a: cv2.imwrite(str(path), a[..., 0])),
         ("scene.gif", lambda path, a: Image.fromarray(a).save(path)),
     ],
 )
@@ -123,7 +124,14 @@ def test_sniff_reads_format_depth_channels_and_size(tmp_path, name, write):
     )
     assert (
         channels
-        == {"gray.png": (1,), "rgb16.png": (3,), "scene.bmp": (3,), "scene.jpg": (1, 3), "scene.gif": (3,)}[name]
+        == {
+            "gray.png": (1,),
+            "rgb16.png": (3,),
+            "scene.bmp": (3,),
+            "scene.jpg": (3,),
+            "gray.jpg": (1,),
+            "scene.gif": (3,),
+        }[name]
     )
 
 
@@ -131,7 +139,7 @@ def test_a_jpeg_size_after_a_large_metadata_block_is_unknown(tmp_path):
     data = cv2.imencode(".jpg", _image((8, 8, 3), np.uint8))[1].tobytes()
     comment = b"\xff\xfe" + (5000).to_bytes(2, "big") + bytes(4998)  # a 5000-byte COM segment first
     (tmp_path / "x.jpg").write_bytes(data[:2] + comment + data[2:])
-    assert files.sniff(str(tmp_path / "x.jpg"))[3] is None
+    assert files.sniff(str(tmp_path / "x.jpg"))[2:] == ((1, 3), None)  # neither components nor size: both counts
 
 
 # --------------------------------------------------------------------------- atomic, no-clobber writes

@@ -273,6 +273,34 @@ def test_the_reference_and_the_output_folder_are_kept_apart(data, tmp_path, caps
     assert _outputs(out) == ["ref.png"] and not (data / "folder" / "out").exists()
 
 
+def test_jpeg_references_and_inputs_are_gray_or_colour_by_their_frame_headers(tmp_path, capsys):
+    import cv2
+
+    gray, colour = tmp_path / "gray", tmp_path / "colour"
+    gray.mkdir(), colour.mkdir()
+    cv2.imwrite(str(gray / "xray.jpg"), samples.chest_xray((40, 48), seed=4))
+    cv2.imwrite(str(colour / "scene.jpg"), samples.color_scene((36, 44), seed=5))
+    assert [files.sniff(str(p))[2] for p in (gray / "xray.jpg", colour / "scene.jpg")] == [(1,), (3,)]
+
+    # A gray reference for colour inputs: its one histogram for every channel.
+    out = tmp_path / "out"
+    code, _, err = _run(["match", colour, "-o", out, "--format", "png", "--reference", gray / "xray.jpg"], capsys)
+    assert code == 0, err
+    assert_same_pixels(decode(out / "scene.png"), _expected(colour / "scene.jpg", [gray / "xray.jpg"]))
+
+    # A colour reference for gray inputs: refused before anything is written, naming the one channel.
+    out = tmp_path / "refused"
+    code, _, err = _run(["match", gray, "-o", out, "--reference", colour / "scene.jpg"], capsys)
+    assert code == 2
+    assert re.search(
+        r"--reference '.*scene\.jpg' \(8-bit, 3 colour channel\(s\)\) fits none of the inputs to process, e\.g\. "
+        r"'.*xray\.jpg' \(8-bit, 1 channel\(s\)\): `reference.channels` must be 1, the colour channels of the "
+        r"images\. Received: reference.channels=3\.",
+        err,
+    ), err
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- the parser, without TensorFlow
 
 

@@ -29,6 +29,8 @@ import dataclasses
 import struct
 from collections.abc import Callable
 
+from tf_histeq.cli.runtime import tf
+
 # JPEG orientations that swap height and width (EXIF values 5..8: a transpose first).
 TRANSPOSED = frozenset({5, 6, 7, 8})
 VECTOR_LENGTH = 11
@@ -246,20 +248,20 @@ def _gif_transparency(read: Read) -> tuple[int, int]:
 # --------------------------------------------------------------------------- the graph
 
 
-def apply(tf, data, image, vector):
+def apply(data, image, vector):
     """`image`, TensorFlow's decoding of the file `data`, with the file's `Decoding.vector` applied.
 
     Every step is a `tf.cond` whose untaken branch costs nothing: a `vector` of
     `Decoding()` gives `image` back unchanged.
     """
     if image.dtype == tf.uint8:  # GIFs are 8-bit
-        image = tf.cond(vector[9] > 0, lambda: _gif_alpha(tf, data, vector[9], vector[10]), lambda: image)
+        image = tf.cond(vector[9] > 0, lambda: _gif_alpha(data, vector[9], vector[10]), lambda: image)
     image = tf.cond(vector[1] > 0, lambda: tf.gather(image, vector[2 : 2 + vector[1]], axis=-1), lambda: image)
-    image = tf.cond(vector[6] >= 0, lambda: _key_alpha(tf, image, vector[6:9]), lambda: image)
-    return orient(tf, image, vector[0])
+    image = tf.cond(vector[6] >= 0, lambda: _key_alpha(image, vector[6:9]), lambda: image)
+    return orient(image, vector[0])
 
 
-def orient(tf, image, orientation):
+def orient(image, orientation):
     """Turn `image` upright from its EXIF `orientation` (1..8; a tensor or an int)."""
 
     def transform(transpose: bool, flip_rows: bool, flip_columns: bool):
@@ -285,7 +287,7 @@ def orient(tf, image, orientation):
     return tf.switch_case(tf.clip_by_value(orientation, 1, 8) - 1, branches)
 
 
-def _key_alpha(tf, image, key):
+def _key_alpha(image, key):
     """`image` with an alpha channel: transparent where every channel equals `key` (its first C values)."""
     channels = tf.shape(image)[-1]
     same = tf.reduce_all(tf.equal(tf.cast(image, tf.int32), key[:channels]), axis=-1, keepdims=True)
@@ -296,7 +298,7 @@ def _key_alpha(tf, image, key):
 _BYTES = [bytes([i]) for i in range(256)]
 
 
-def _patched(tf, data, offset, values):
+def _patched(data, offset, values):
     """`data` with the bytes at `offset` replaced by `values` (uint8 tensor)."""
     head = tf.strings.substr(data, 0, offset)
     tail = tf.strings.substr(data, offset + tf.size(values), -1)
@@ -304,7 +306,7 @@ def _patched(tf, data, offset, values):
     return tf.strings.join([head, middle, tail])
 
 
-def _gif_alpha(tf, data, flags_at, colour_at):
+def _gif_alpha(data, flags_at, colour_at):
     """The first frame of a GIF as RGBA: its transparent pixels keep their palette colour, alpha 0.
 
     TensorFlow's decoder leaves transparent pixels black, like black ones. The
@@ -313,9 +315,9 @@ def _gif_alpha(tf, data, flags_at, colour_at):
     transparent ones.
     """
     flags = tf.io.decode_raw(tf.strings.substr(data, flags_at, 1), tf.uint8)
-    opaque = _patched(tf, data, flags_at, tf.bitwise.bitwise_and(flags, tf.constant(0xFE, tf.uint8)))
+    opaque = _patched(data, flags_at, tf.bitwise.bitwise_and(flags, tf.constant(0xFE, tf.uint8)))
     colour = tf.io.decode_raw(tf.strings.substr(data, colour_at, 3), tf.uint8)
-    inverted = _patched(tf, opaque, colour_at, tf.constant(255, tf.uint8) - colour)
+    inverted = _patched(opaque, colour_at, tf.constant(255, tf.uint8) - colour)
     rgb = tf.io.decode_gif(opaque)[0]
     other = tf.io.decode_gif(inverted)[0]
     transparent = tf.reduce_any(tf.not_equal(rgb, other), axis=-1, keepdims=True)

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from tf_histeq import __version__
-from tf_histeq.cli import files, pipeline, writing
+from tf_histeq.cli import files, runtime, writing
 from tf_histeq.cli.equalize import PLOT_HINT, figure_png, plot_available
 from tf_histeq.cli.files import UsageError
 from tf_histeq.cli.terminal import PROG
@@ -153,7 +153,7 @@ def run(args) -> int:
             "choose another folder with -o"
         )
 
-    pipeline.import_tensorflow()
+    runtime.import_tensorflow()
     import tf_histeq
     from tf_histeq import samples
 

@@ -14,10 +14,11 @@ import sys
 import time
 
 from tf_histeq import _options
-from tf_histeq.cli import files, listing, match, pipeline, service, writing
+from tf_histeq.cli import files, listing, match, pipeline, runtime, service, writing
 from tf_histeq.cli.app import ALPHA_WORDS
 from tf_histeq.cli.files import Job, UsageError
 from tf_histeq.cli.listing import shown
+from tf_histeq.cli.runtime import tf
 from tf_histeq.cli.terminal import PROG, Interrupt, Progress
 
 PLOT_HINT = 'pip install "tf_histeq[plot]"'
@@ -115,11 +116,11 @@ def run(args) -> int:
     _remove_stale(jobs)
     todo = [job for job in jobs if job.error is None and not job.skip]
     if todo:
-        tf = pipeline.import_tensorflow()
-        _check_bit_depths(tf, kwargs, todo)
+        runtime.import_tensorflow()  # quietly, before the package's modules import it
+        _check_bit_depths(kwargs, todo)
         if reference is not None:  # read only when there is something to match
-            kwargs["reference"] = match.read_reference(tf, reference, kwargs)
-            match.fail_misfits(tf, reference, kwargs, todo)
+            kwargs["reference"] = match.read_reference(reference, kwargs)
+            match.fail_misfits(reference, kwargs, todo)
             todo = [job for job in todo if job.error is None]
     tally = _Tally(jobs=len(todo), skipped=sum(job.skip for job in jobs))
     tally.failed = [job for job in jobs if job.error is not None]
@@ -150,7 +151,7 @@ def _remove_stale(jobs: list[Job]) -> None:
         )
 
 
-def _check_bit_depths(tf, kwargs: dict, todo: list[Job]) -> None:
+def _check_bit_depths(kwargs: dict, todo: list[Job]) -> None:
     """Refuse options that do not fit the inputs' bit depth, e.g. --value-range 0 4095 for 8-bit images.
 
     Raises:
@@ -175,7 +176,7 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     interrupted run stops at a file boundary, and removes the staged files it
     did not name.
     """
-    tf = pipeline.import_tensorflow()
+    runtime.import_tensorflow()  # quietly, before the package's modules import it
     from tf_histeq import ops
 
     try:
@@ -194,7 +195,7 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
         job, encoding, error, pixels = pending[0]  # left in `pending` until named: a stop discards it
         if error is None:
             try:
-                if _write_outputs(tf, job, *encoding.result(), args, kwargs):
+                if _write_outputs(job, *encoding.result(), args, kwargs):
                     tally.processed += 1
                     tally.pixels += pixels
                 else:  # another run wrote it since this one looked
@@ -215,13 +216,13 @@ def _process(args, kwargs: dict, todo: list[Job], tally: _Tally, stats: service.
     with Interrupt() as interrupt:
         try:
             if args.data_service:
-                results = service.results(tf, todo, op, kwargs, args.jpeg_quality, args.data_service, stats, interrupt)
+                results = service.results(todo, op, kwargs, args.jpeg_quality, args.data_service, stats, interrupt)
             else:
-                dataset = pipeline.build(tf, todo, op, kwargs, args.jpeg_quality)
-                results = pipeline.results(tf, dataset, len(todo), [job.source for job in todo])
+                dataset = pipeline.build(todo, op, kwargs, args.jpeg_quality)
+                results = pipeline.results(dataset, len(todo), [job.source for job in todo])
             for index, payload, error, pixels in results:
                 job = todo[index]
-                encoding = None if error is not None else encoders.submit(_encode, tf, job, payload, args)
+                encoding = None if error is not None else encoders.submit(_encode, job, payload, args)
                 pending.append((job, encoding, error, pixels))
                 while pending and (len(pending) > 2 * workers or pending[0][1] is None or pending[0][1].done()):
                     finish()
@@ -295,7 +296,7 @@ def _report_left_out(left_out: list[tuple[str, str]]) -> None:
         print(f"{PROG}: left out: {shown(path)}: {why}", file=sys.stderr)
 
 
-def _encode(tf, job: Job, payload: bytes, args) -> tuple[writing.Staged, object, bytes | None]:
+def _encode(job: Job, payload: bytes, args) -> tuple[writing.Staged, object, bytes | None]:
     """Encode the output and stage it (`writing.stage`): the staged file, its pixels and its bytes.
 
     The pixels are None for JPEG (which the pipeline encoded), the bytes None
@@ -309,7 +310,7 @@ def _encode(tf, job: Job, payload: bytes, args) -> tuple[writing.Staged, object,
     return writing.stage(job.output, encoded), pixels, encoded if job.figure else None
 
 
-def _write_outputs(tf, job: Job, staged: writing.Staged, pixels, encoded, args, kwargs: dict) -> bool:
+def _write_outputs(job: Job, staged: writing.Staged, pixels, encoded, args, kwargs: dict) -> bool:
     """Name the job's staged image (and draw and write its figure); True if this run wrote the image."""
     written = writing.commit(staged, overwrite=args.overwrite)
     if job.figure:
@@ -319,10 +320,10 @@ def _write_outputs(tf, job: Job, staged: writing.Staged, pixels, encoded, args, 
         except OSError as err:
             raise _SourceError(f"cannot read the file again for its --compare figure ({err.strerror or err})") from None
         try:
-            before = pipeline.decode(tf, data, job.is16)
+            before = pipeline.decode(data, job.is16)
         except tf.errors.OpError as err:  # replaced by something else since the pipeline read it
             raise _SourceError(f"the file changed during the run ({pipeline.reason(err)})") from None
-        after = pixels if pixels is not None else pipeline.decode(tf, encoded, job.is16)
+        after = pixels if pixels is not None else pipeline.decode(encoded, job.is16)
         figure = figure_png([before, after], [shown(os.path.basename(job.source)), args.op], kwargs["value_range"])
         written |= writing.write_atomic(job.figure, figure, overwrite=args.overwrite)
     return written

@@ -121,19 +121,24 @@ def _sniff_head(fmt: str | None, head: bytes) -> tuple[str, bool, tuple[int, ...
     if fmt == "gif":
         width, height = struct.unpack("<HH", head[6:10])  # the logical screen, which frames are drawn on
         return fmt, False, _OTHER_CHANNELS[fmt], (height, width)
-    return fmt, False, _OTHER_CHANNELS[fmt], _jpeg_size(head)
+    size, components = _jpeg_frame(head)
+    return fmt, False, (components,) if components in (1, 3) else _OTHER_CHANNELS[fmt], size
 
 
-def _jpeg_size(head: bytes) -> tuple[int, int] | None:
-    """`(height, width)` from the JPEG frame header (SOFn marker) if it lies within `head`."""
+def _jpeg_frame(head: bytes) -> tuple[tuple[int, int] | None, int | None]:
+    """`((height, width), components)` from the JPEG frame header (SOFn marker) if it lies within `head`.
+
+    The decoder returns as many channels as the frame has components: 1 (gray)
+    or 3 (colour); (None, None) if the frame header lies beyond `head`.
+    """
     at = 2
-    while at + 9 <= len(head) and head[at] == 0xFF:
+    while at + 10 <= len(head) and head[at] == 0xFF:
         marker = head[at + 1]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOF0..SOF15 but DHT, JPG, DAC
             height, width = struct.unpack(">HH", head[at + 5 : at + 9])
-            return height, width
+            return (height, width), head[at + 9]
         at += 2 + struct.unpack(">H", head[at + 2 : at + 4])[0]
-    return None
+    return None, None
 
 
 def _check_bmp(head: bytes) -> None:

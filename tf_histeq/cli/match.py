@@ -31,6 +31,7 @@ import os
 
 from tf_histeq.cli import decoding, files, listing, pipeline
 from tf_histeq.cli.files import Job, UsageError
+from tf_histeq.cli.runtime import tf
 
 
 @dataclasses.dataclass
@@ -83,7 +84,7 @@ def describe(reference: Reference, histogram) -> str:
     return f"{_depth(reference.is16)}, {histogram.channels} colour channel(s)"
 
 
-def read_reference(tf, reference: Reference, kwargs: dict):
+def read_reference(reference: Reference, kwargs: dict):
     """Decode the reference files as the inputs are, and pool their histograms per colour channel.
 
     Each image is counted with the op's `value_range`, `bins` and `alpha`
@@ -105,7 +106,7 @@ def read_reference(tf, reference: Reference, kwargs: dict):
     options = {name: kwargs[name] for name in ("value_range", "bins", "alpha")}
 
     def read(path, vector):
-        return pipeline.decode_op(tf, tf.io.read_file(path), reference.is16, vector)
+        return pipeline.decode_op(tf.io.read_file(path), reference.is16, vector)
 
     vectors = [_vector(path, fmt) for path, fmt in zip(reference.paths, reference.formats, strict=True)]
     names = [os.fsencode(path) for path in reference.paths]  # any name's bytes
@@ -150,14 +151,14 @@ def _vector(path: str, fmt: str) -> list[int]:
         return decoding.Decoding().vector()
 
 
-def fail_misfits(tf, reference: Reference, kwargs: dict, todo: list[Job]) -> None:
+def fail_misfits(reference: Reference, kwargs: dict, todo: list[Job]) -> None:
     """Fail the jobs whose images cannot be matched to `kwargs["reference"]`.
 
     A job fails when `match_histograms`'s own check of a reference against the
     images (bins, value range, colour channels) refuses every channel count its
-    header allows (a JPEG header allows 1 or 3); an image that decodes to a
-    count that does not fit fails in the pipeline, with `match_histograms`'s
-    message.
+    header allows (a JPEG's frame header gives 1 or 3; one that comes after a
+    large metadata block, both); an image that decodes to a count that does not
+    fit fails in the pipeline, with `match_histograms`'s message.
 
     Raises:
         UsageError: If the reference fits none of `todo`.
@@ -169,7 +170,7 @@ def fail_misfits(tf, reference: Reference, kwargs: dict, todo: list[Job]) -> Non
     for job in todo:
         for channels in job.channels:
             if (job.is16, channels) not in refusals:
-                refusals[job.is16, channels] = _refusal(tf, histogram, kwargs, job.is16, channels)
+                refusals[job.is16, channels] = _refusal(histogram, kwargs, job.is16, channels)
         found = [refusals[job.is16, channels] for channels in job.channels]
         if all(found):
             image = f"{_depth(job.is16)}, {' or '.join(map(str, job.channels))} channel(s)"
@@ -180,18 +181,17 @@ def fail_misfits(tf, reference: Reference, kwargs: dict, todo: list[Job]) -> Non
         raise UsageError(f"{about} fits none of the inputs to process, e.g. {job.source!r} ({image}): {reason}")
 
 
-def _refusal(tf, histogram, kwargs: dict, is16: bool, channels: int) -> str | None:
+def _refusal(histogram, kwargs: dict, is16: bool, channels: int) -> str | None:
     """Why `match_histograms` refuses `histogram` for images of this bit depth and channel count, or None."""
-    from tf_histeq import _convert, _matching, ops
+    from tf_histeq import _convert, _options, _reference_counts
 
-    dtype = tf.uint16 if is16 else tf.uint8
     try:
-        has_alpha = ops._has_alpha(kwargs["alpha"], channels)
+        alpha = _options.has_alpha(kwargs["alpha"], channels)
     except ValueError:  # --alpha true on one channel: the pipeline reports that, whatever the reference
         return None
-    spec = _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
+    spec = _convert.level_spec(tf.uint16 if is16 else tf.uint8, kwargs["value_range"], kwargs["bins"])
     try:
-        _matching.reference_counts(histogram, None, tf.TensorSpec([None, None, channels], dtype), spec, has_alpha)
+        _reference_counts.check_fit(histogram, spec, channels - alpha)
     except ValueError as err:
         return str(err)
     return None

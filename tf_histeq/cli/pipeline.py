@@ -1,21 +1,18 @@
 """The `tf.data` pipeline of `tf-histeq equalize|clahe`: read → decode → equalize, in parallel.
 
-TensorFlow is imported here, when a run needs it (`import_tensorflow`), never
-for `--help` or a usage error.
+TensorFlow is `runtime.tf`, imported on first use: never for `--help` or a usage error.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
-import importlib
 import os
 import re
-import sys
 
 from tf_histeq.cli import decoding, files
 from tf_histeq.cli.files import Job
+from tf_histeq.cli.runtime import tf
 
 _FORMAT_CODE = {"png": 0, "jpeg": 1, "bmp": 2}
 # Images of one size (and bit depth) that make XLA worth its compile: XLA compiles each image shape
@@ -25,58 +22,6 @@ XLA_MIN_IMAGES = 32
 # The IDCT of JPEG inputs: libjpeg's default (JDCT_ISLOW), which `cv2.imread` and Pillow use. TensorFlow's
 # own default (INTEGER_FAST, JDCT_IFAST) puts pixels up to a few levels off theirs.
 JPEG_DCT_METHOD = "INTEGER_ACCURATE"
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Silence file descriptor 2 (TensorFlow's C++ start-up log lines) for the duration.
-
-    Only when the user has not asked for C++ logs by setting TF_CPP_MIN_LOG_LEVEL
-    below 3 themselves. Python exceptions are unaffected: they print later.
-    """
-    level = os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    saved = None
-    try:
-        if level == "3":
-            sys.stderr.flush()
-            saved = os.dup(2)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 2)
-            os.close(devnull)
-    except (OSError, ValueError):
-        saved = None
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def import_tensorflow():
-    """Import TensorFlow for the command line's own process; return the module.
-
-    Quietly (`_quiet_native_stderr`), and without Keras: `import tensorflow`
-    ends by importing Keras's optimizers for SavedModel registrations (and Keras
-    imports matplotlib), a quarter of TensorFlow's import time that the command
-    line never uses. While TensorFlow imports, `keras` and `tf_keras` are marked
-    unimportable (`sys.modules[name] = None`), which TensorFlow tolerates (it
-    catches the ImportError); the marks are removed afterwards, so `tf.keras`
-    still loads Keras on first use. Nothing changes in a process where
-    TensorFlow or Keras is already imported.
-    """
-    if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
-    blocked = [name for name in ("keras", "tf_keras") if name not in sys.modules]
-    try:
-        for name in blocked:
-            sys.modules[name] = None
-        with _quiet_native_stderr():
-            return importlib.import_module("tensorflow")
-    finally:
-        for name in blocked:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
 
 
 def reason(err: Exception, path: str | None = None) -> str:
@@ -133,7 +78,7 @@ def order(jobs: list[Job]) -> list[Job]:
     return [job for _, job in sorted(zip(rank, jobs, strict=True), key=lambda pair: pair[0])]
 
 
-def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str | None = None):
+def build(jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str | None = None):
     """`tf.data` pipeline: read → decode → equalize (→ JPEG), in parallel and in order.
 
     Each element is `(index, payload, error, pixels)`: for JPEG outputs the
@@ -221,11 +166,11 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         data = tf.io.read_file(path)
 
         def decode8():
-            image = decode_op(tf, data, False, vector, jpeg=jpeg)
+            image = decode_op(data, False, vector, jpeg=jpeg)
             return per_channels(image, fmt, xla, tf.uint8), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         def decode16():
-            image = decode_op(tf, data, True, vector)
+            image = decode_op(data, True, vector)
             return per_channels(image, fmt, xla, tf.uint16), tf.cast(tf.reduce_prod(tf.shape(image)[:2]), tf.int64)
 
         (payload, error), pixels = tf.cond(is16, decode16, decode8)
@@ -236,7 +181,7 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
         dtype = tf.uint16 if is16 else tf.uint8
 
         def process_static(index, path, vector=None, *, jpeg=None):
-            image = decode_op(tf, tf.io.read_file(path), is16, vector, jpeg=jpeg)
+            image = decode_op(tf.io.read_file(path), is16, vector, jpeg=jpeg)
             image = tf.ensure_shape(image, [height, width, channels])  # a header that lied fails here
             try:
                 out = op_xla(image)
@@ -287,7 +232,7 @@ def build(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def results(tf, dataset, count: int, paths: list[str] | None = None):
+def results(dataset, count: int, paths: list[str] | None = None):
     """Yield `(index, payload, error, pixels)` for every element, errors included, in order.
 
     A decode error surfaces as an exception from the iterator for that element
@@ -325,7 +270,7 @@ def _inspect(job: Job) -> decoding.Decoding:
         return decoding.Decoding()
 
 
-def decode_op(tf, data, is16: bool, vector=None, *, jpeg: bool | None = None):
+def decode_op(data, is16: bool, vector=None, *, jpeg: bool | None = None):
     """Decode an image file's bytes (a string tensor) completely into a `(H, W, C)` tensor.
 
     16-bit PNGs (`is16`, from `files.sniff`) as uint16, everything else as uint8:
@@ -348,12 +293,12 @@ def decode_op(tf, data, is16: bool, vector=None, *, jpeg: bool | None = None):
         image = tf.cond(tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff"), jpeg_image, other_image)
     else:
         image = jpeg_image() if jpeg else other_image()
-    return image if vector is None else decoding.apply(tf, data, image, vector)
+    return image if vector is None else decoding.apply(data, image, vector)
 
 
-def decode(tf, data: bytes, is16: bool):
+def decode(data: bytes, is16: bool):
     """Decode an image file's bytes completely (16-bit PNGs as uint16) into a `(H, W, C)` array, as `build` does."""
     fmt = files.format_of(data)
     found = decoding.inspect(fmt, decoding.bytes_reader(data)) if fmt else decoding.Decoding()
     vector = None if found.identity else tf.constant(found.vector(), tf.int32)
-    return decode_op(tf, data, is16, vector, jpeg=fmt == "jpeg").numpy()
+    return decode_op(data, is16, vector, jpeg=fmt == "jpeg").numpy()

@@ -18,6 +18,7 @@ import time
 
 from tf_histeq.cli import pipeline
 from tf_histeq.cli.files import Job, UsageError
+from tf_histeq.cli.runtime import tf
 from tf_histeq.cli.terminal import PROG, Interrupt
 
 SERVICE_WAIT_NOTE_S = 30.0  # say so when the tf.data service has given nothing for this long
@@ -61,7 +62,7 @@ class Stats:
     failure: str | None = None  # why the service stopped answering, if it did
 
 
-def _service_errors(tf) -> tuple[type[Exception], ...]:
+def _service_errors() -> tuple[type[Exception], ...]:
     """The errors of a service that stopped or cannot be reached, as its client raises them.
 
     TensorFlow's client retries the transient ones (unavailable, cancelled,
@@ -88,7 +89,7 @@ class _Raised:
     error: BaseException  # raised by the reader thread; raised again by the consumer
 
 
-def results(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, url: str, stats: Stats, interrupt: Interrupt):
+def results(jobs: list[Job], op, kwargs: dict, jpeg_quality: int, url: str, stats: Stats, interrupt: Interrupt):
     """Yield `(index, payload, error, pixels)` for every job: first from the tf.data service, in any order.
 
     A thread reads the service's results (its `GetNext` may block for as long
@@ -102,8 +103,8 @@ def results(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, url: str, 
         Exception: Whatever the reader raised other than the errors of a
             stopped or unreachable service (which are recorded in `stats`).
     """
-    dataset = pipeline.build(tf, jobs, op, kwargs, jpeg_quality, service=url)
-    stopped_errors = _service_errors(tf)
+    dataset = pipeline.build(jobs, op, kwargs, jpeg_quality, service=url)
+    stopped_errors = _service_errors()
     items: queue.Queue = queue.Queue(maxsize=16)
     stop = threading.Event()
 
@@ -161,8 +162,8 @@ def results(tf, jobs: list[Job], op, kwargs: dict, jpeg_quality: int, url: str, 
     missing = [i for i in range(len(jobs)) if i not in done]
     if missing:
         here = [jobs[i] for i in missing]
-        local = pipeline.build(tf, here, op, kwargs, jpeg_quality)
-        for k, payload, error, pixels in pipeline.results(tf, local, len(here), [job.source for job in here]):
+        local = pipeline.build(here, op, kwargs, jpeg_quality)
+        for k, payload, error, pixels in pipeline.results(local, len(here), [job.source for job in here]):
             if error is None:
                 stats.redone_here += 1
             yield missing[k], payload, error, pixels
