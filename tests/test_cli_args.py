@@ -49,6 +49,21 @@ class TestParsing:
         for command in ("demo", "equalize", "clahe", "bench"):
             assert command in stdout
 
+    def test_the_command_line_modules_import_no_tensorflow_and_pass_none_around(self):
+        code = (
+            "import importlib, inspect, pkgutil, sys, tf_histeq.cli as cli\n"
+            "names = [m.name for m in pkgutil.iter_modules(cli.__path__)]\n"
+            "modules = [importlib.import_module(f'tf_histeq.cli.{name}') for name in names]\n"
+            "print('tensorflow' in sys.modules, len(modules))\n"
+            "print(sorted(f'{m.__name__}.{f.__name__}' for m in modules for f in vars(m).values()\n"
+            "             if inspect.isfunction(f) and 'tf' in inspect.signature(f).parameters))\n"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=60)
+        assert result.returncode == 0, result.stderr
+        imported, count = result.stdout.split("\n")[0].split()
+        assert (imported, int(count) >= 12) == ("False", True)
+        assert result.stdout.split("\n")[1] == "[]"  # TensorFlow is `runtime.tf`, not a parameter
+
     def test_version(self, capsys):
         code, out, _ = _run(["--version"], capsys)
         assert (code, out.strip()) == (0, f"tf-histeq {tf_histeq.__version__}")

@@ -1,4 +1,4 @@
-"""The private TensorFlow and Keras state that `tf_histeq._compat` reads is still there.
+"""The private TensorFlow, Keras and tf2onnx behaviour that `tf_histeq._compat` relies on is still there.
 
 Each function there falls back to a safe answer when a later version removes
 what it reads; these tests fail instead, naming it, so an upgrade is noticed.
@@ -6,8 +6,13 @@ what it reads; these tests fail instead, naming it, so an upgrade is noticed.
 
 from __future__ import annotations
 
+import collections
+import inspect
+import os
+
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tf_histeq import _compat
@@ -56,3 +61,72 @@ def test_read_saved_model_reads_the_graphs(tmp_path):
         for f in graph.graph_def.library.function
         for node in f.node_def
     )
+
+
+class _FailingOptimizer:
+    """A tf2onnx graph optimizer (the interface `tf2onnx.optimizer.optimize_graph` calls) that fails."""
+
+    graph_been_opt = False
+
+    def optimize(self, graph, iteration):
+        raise KeyError("an optimizer's own error")
+
+
+class _EmptyGraph:
+    """As much of a tf2onnx graph as `optimize_graph` reads around its optimizers."""
+
+    def dump_node_statistics(self):
+        return collections.Counter()
+
+    def get_nodes(self):
+        return []
+
+    def topological_sort(self, nodes):
+        pass
+
+
+def test_tf2onnx_lets_an_optimizer_error_through_when_asked_and_it_is_told_by_its_traceback():
+    import tf2onnx.constants
+    from tf2onnx import optimizer
+
+    assert tf2onnx.constants.ENV_TF2ONNX_CATCH_ERRORS == _compat.TF2ONNX_CATCH_ERRORS, "tf2onnx renamed its switch"
+    assert "catch_errors" in inspect.signature(optimizer.optimize_graph).parameters, "optimize_graph(catch_errors)"
+    with pytest.raises(KeyError) as raised:
+        optimizer.optimize_graph(_EmptyGraph(), catch_errors=False, optimizers={"failing": _FailingOptimizer})
+    assert _compat.tf2onnx_optimizer_failed(raised.value), "tf2onnx.optimizer.optimize_graph is not on the traceback"
+    assert not _compat.tf2onnx_optimizer_failed(KeyError("raised elsewhere"))
+    # The default: the failing optimizer is skipped.
+    optimizer.optimize_graph(_EmptyGraph(), catch_errors=True, optimizers={"failing": _FailingOptimizer})
+
+
+def test_the_tf2onnx_switch_is_set_only_inside_and_a_users_value_is_kept(monkeypatch):
+    monkeypatch.delenv(_compat.TF2ONNX_CATCH_ERRORS, raising=False)
+    with _compat.tf2onnx_optimizer_errors_raised():
+        assert os.environ[_compat.TF2ONNX_CATCH_ERRORS] == "false"
+    assert _compat.TF2ONNX_CATCH_ERRORS not in os.environ
+    monkeypatch.setenv(_compat.TF2ONNX_CATCH_ERRORS, "true")
+    with _compat.tf2onnx_optimizer_errors_raised():
+        assert os.environ[_compat.TF2ONNX_CATCH_ERRORS] == "true"
+    assert os.environ[_compat.TF2ONNX_CATCH_ERRORS] == "true"
+
+
+def _gradient_error(function, x) -> str | None:
+    try:  # a tf.function called under a tape builds its gradient then
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(function(x))
+        tape.gradient(y, x)
+    except LookupError as err:
+        return str(err)
+    return None
+
+
+def test_prevent_gradient_refuses_with_its_own_message_on_tapes_and_in_function_gradients():
+    x = tf.constant([1.0, 2.0])
+
+    def refused(x):
+        return _compat.prevent_gradient(x, "probe message") * 2.0
+
+    assert _gradient_error(refused, x) == "probe message", "record.record_operation no longer reaches the tapes"
+    outer = _gradient_error(tf.function(refused, autograph=False), x)
+    assert outer == "probe message", f"function gradients no longer read Operation._gradient_function: {outer!r}"

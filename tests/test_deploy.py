@@ -236,26 +236,70 @@ def test_to_tflite_converts_integer_images_under_mixed_precision():
     assert_same_pixels(got, model.predict(images, verbose=0))
 
 
-@pytest.mark.slow
-def test_to_onnx_falls_back_to_tf2onnx_default_when_its_fast_path_fails(monkeypatch):
-    """An optimizer error without tf2onnx's per-optimizer graph copies: converted again, the default way."""
+class _FailingOptimizer:
+    """A tf2onnx graph optimizer that fails (what `tf2onnx.optimizer.optimize_graph` calls)."""
+
+    graph_been_opt = False
+
+    def optimize(self, graph, iteration):
+        raise KeyError("an optimizer failed")
+
+
+def _patch_optimize_graph(monkeypatch, fast, default) -> list[bool]:
+    """tf2onnx's `optimize_graph` run by `fast` (no graph copies) or `default`; returns the `catch_errors` seen."""
     from tf2onnx import optimizer
 
     optimize_graph, calls = optimizer.optimize_graph, []
 
-    def failing_without_copies(graph, catch_errors=True, optimizers=None):
+    def patched(graph, catch_errors=True, optimizers=None):
         calls.append(catch_errors)
-        if not catch_errors:
-            raise RuntimeError("an optimizer failed")
-        return optimize_graph(graph, catch_errors, optimizers=optimizers)
+        return (default if catch_errors else fast)(optimize_graph, graph, catch_errors, optimizers)
 
-    monkeypatch.setattr(optimizer, "optimize_graph", failing_without_copies)
+    monkeypatch.setattr(optimizer, "optimize_graph", patched)
+    return calls
+
+
+def _failing_optimizer(optimize_graph, graph, catch_errors, optimizers):
+    return optimize_graph(graph, catch_errors, optimizers={"failing": _FailingOptimizer})
+
+
+def _stock(optimize_graph, graph, catch_errors, optimizers):
+    return optimize_graph(graph, catch_errors, optimizers=optimizers)
+
+
+def _small_model() -> keras.Model:
     inputs = keras.Input((16, 20, 1), dtype="uint8")
-    model = keras.Model(inputs, he()()(inputs))
+    return keras.Model(inputs, he()()(inputs))
+
+
+@pytest.mark.slow
+def test_to_onnx_falls_back_to_tf2onnx_default_when_an_optimizer_fails_without_graph_copies(monkeypatch):
+    """An optimizer error without tf2onnx's per-optimizer graph copies: converted again, the default way."""
+    calls = _patch_optimize_graph(monkeypatch, fast=_failing_optimizer, default=_stock)
+    model = _small_model()
     session = onnxruntime.InferenceSession(deploy.to_onnx(model).SerializeToString())
     images = np.stack([_images.xray()((16, 20), np.uint8), _images.beta(2, 5)((16, 20), np.uint8)])[..., None]
     assert_same_pixels(session.run(None, {session.get_inputs()[0].name: images})[0], model.predict(images, verbose=0))
     assert calls == [False, True]
+    assert "TF2ONNX_CATCH_ERRORS" not in os.environ
+
+
+@pytest.mark.slow
+def test_to_onnx_raises_other_errors_at_once_and_a_second_failure_from_the_first(monkeypatch):
+    def broken(optimize_graph, graph, catch_errors, optimizers):
+        raise RuntimeError("not an optimizer's error")
+
+    calls = _patch_optimize_graph(monkeypatch, fast=broken, default=_stock)
+    with pytest.raises(RuntimeError, match="not an optimizer's error"):
+        deploy.to_onnx(_small_model())
+    assert calls == [False]  # not converted again: that would fail the same way
+
+    monkeypatch.undo()
+    calls = _patch_optimize_graph(monkeypatch, fast=_failing_optimizer, default=broken)
+    with pytest.raises(RuntimeError, match="not an optimizer's error") as raised:
+        deploy.to_onnx(_small_model())
+    assert calls == [False, True]
+    assert isinstance(raised.value.__cause__, KeyError)  # the first error, with its traceback
     assert "TF2ONNX_CATCH_ERRORS" not in os.environ
 
 

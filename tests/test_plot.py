@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 import tf_histeq
-from tf_histeq import samples
+from tf_histeq import _convert, samples
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,19 @@ class TestCompare:
         assert _image_axes(fig)[0].images[0].get_clim() == (0, 4095)
         fig = plot.compare([twelve])  # uint16 default: the full 16-bit range
         assert _image_axes(fig)[0].images[0].get_clim() == (0, 65535)
+
+    @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int32", "float32"])
+    def test_default_ranges_are_the_ops(self, dtype, plot):
+        image = np.zeros((4, 4), dtype)
+        spec = _convert.level_spec(tf.as_dtype(dtype), None, None)
+        assert _image_axes(plot.compare([image]))[0].images[0].get_clim() == (spec.low, spec.high)
+
+    def test_alpha_is_left_out_by_the_ops_rule(self, xray, plot):
+        scene = samples.color_scene((24, 32))
+        opaque = np.full((24, 32, 1), 255, np.uint8)
+        fig = plot.compare([np.dstack([xray[:24, :32], opaque]), np.dstack([scene, opaque]), scene])
+        cdfs = [ax for ax in fig.axes if not ax.images and ax.lines]
+        assert [len(ax.lines) for ax in cdfs] == [1, 3, 3]  # gray + alpha: one histogram; RGBA, RGB: three
 
     def test_accepts_tensors_batches_floats_masks_and_gray_alpha(self, xray, plot):
         batch = tf.constant(np.stack([xray[..., None]] * 2))

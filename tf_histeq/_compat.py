@@ -1,4 +1,4 @@
-"""The one place that reads private TensorFlow or Keras state, each use guarded and explained.
+"""The one place that reads private TensorFlow, Keras or tf2onnx state, each use guarded and explained.
 
 Each function says what it reads, why there is no public way, and what it
 does when a later version no longer has it (a safe answer, never a wrong
@@ -9,7 +9,9 @@ naming it, rather than silently taking the fallback.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 
 # Returned by `keras_outermost_call` when this Keras keeps no record it can read.
 UNKNOWN = object()
@@ -60,3 +62,86 @@ def read_saved_model(saved_model_dir):
     with open(os.path.join(os.fspath(saved_model_dir), "saved_model.pb"), "rb") as f:
         proto.ParseFromString(f.read())
     return proto
+
+
+# tf2onnx's switch for its graph optimizers (`tf2onnx.constants.ENV_TF2ONNX_CATCH_ERRORS`), an environment
+# variable: process-global, so it is set only while `TF2ONNX_LOCK` is held.
+TF2ONNX_CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
+# Held by `tf_histeq.deploy.to_onnx` around its conversions and the switch.
+TF2ONNX_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def tf2onnx_optimizer_errors_raised():
+    """Convert with tf2onnx's graph optimizers letting their errors through, instead of skipping them.
+
+    By default tf2onnx deep-copies the whole graph before each optimizer pass
+    (about 24 of them), to restore it if the pass fails; with the
+    `TF2ONNX_CATCH_ERRORS` environment variable set (tf2onnx's converter
+    reads any value as "do not catch") it does not copy, and an optimizer's
+    error propagates. There is no argument for it in `tf2onnx.convert.from_function`.
+    Set for the duration, under `TF2ONNX_LOCK`; a value set by the user is left
+    alone (and then decides).
+    """
+    with TF2ONNX_LOCK:
+        if TF2ONNX_CATCH_ERRORS in os.environ:
+            yield
+            return
+        os.environ[TF2ONNX_CATCH_ERRORS] = "false"
+        try:
+            yield
+        finally:
+            del os.environ[TF2ONNX_CATCH_ERRORS]
+
+
+def tf2onnx_optimizer_failed(error: BaseException) -> bool:
+    """Whether `error` came out of one of tf2onnx's graph optimizers.
+
+    With their errors let through (`tf2onnx_optimizer_errors_raised`),
+    `tf2onnx.optimizer.optimize_graph` raises what the failing optimizer raised,
+    of any type and message; it is told by its traceback, which passes through
+    that function.
+    """
+    try:
+        from tf2onnx import optimizer
+    except ImportError:  # pragma: no cover - no tf2onnx, no tf2onnx error
+        return False
+    where = os.path.normcase(os.path.abspath(optimizer.__file__))
+    traceback = error.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        if code.co_name == "optimize_graph" and os.path.normcase(os.path.abspath(code.co_filename)) == where:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def prevent_gradient(x, message: str):
+    """`x` through TensorFlow's `PreventGradient`; asking a gradient of it raises `LookupError(message)`.
+
+    `PreventGradient` is what graphs, SavedModels and the converters keep, but
+    its own error reads `Gradient explicitly disabled. Reason: b'...'` (the
+    message attribute's bytes). So the refusal is also recorded on the
+    gradient tapes (`record.record_operation`, what `tf.custom_gradient` does
+    without the gradient override that a SavedModel export would trace and
+    fail on), and in a graph set as the op's gradient function (what
+    `tf.gradients` and the gradient of a `tf.function` called under a tape
+    read); neither is public. A SavedModel reloaded without Python keeps only
+    the op: there the error is TensorFlow's wording. Without either, TensorFlow's
+    wording too.
+    """
+    import tensorflow as tf
+
+    y = tf.raw_ops.PreventGradient(input=x, message=message)
+
+    def refuse(*_):
+        raise LookupError(message)
+
+    try:
+        from tensorflow.python.eager import record
+    except ImportError:  # pragma: no cover - another TensorFlow layout
+        return y
+    record.record_operation("TfHisteqPreventGradient", [y], [x], refuse)
+    if not tf.executing_eagerly() and hasattr(y.op, "_gradient_function"):
+        y.op._gradient_function = refuse
+    return y

@@ -45,9 +45,6 @@ INTEGER_DTYPES = (tf.uint8, tf.uint16, tf.int32)
 FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 SUPPORTED_DTYPES = INTEGER_DTYPES + FLOAT_DTYPES
 
-# Default value range of integer dtypes; floats use the Keras convention (0, 255).
-_DEFAULT_RANGE = {tf.uint8: (0, 255), tf.uint16: (0, 65535), tf.int32: (0, 255)}
-_FLOAT_DEFAULT_RANGE = (0, 255)
 # The most evenly spaced levels a float dtype can hold distinctly (significand bits).
 _FLOAT_MAX_BINS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: MAX_BINS, tf.float64: MAX_BINS}
 _INT_LIMITS = {tf.uint8: (0, 255), tf.uint16: (0, 65535), tf.int32: (-(2**31), 2**31 - 1)}
@@ -78,7 +75,7 @@ def level_spec(dtype: tf.DType, value_range, bins) -> LevelSpec:
     value_range = _options.check_value_range(value_range)
     bins = _options.check_bins(bins)
     if dtype.is_integer:
-        low, high = value_range if value_range is not None else _DEFAULT_RANGE[dtype]
+        low, high = value_range if value_range is not None else _options.DEFAULT_RANGES[dtype.name]
         dmin, dmax = _INT_LIMITS[dtype]
         if not (float(low).is_integer() and float(high).is_integer() and dmin <= low and high <= dmax):
             fail(
@@ -99,7 +96,7 @@ def level_spec(dtype: tf.DType, value_range, bins) -> LevelSpec:
                 bins,
             )
     else:
-        low, high = value_range if value_range is not None else _FLOAT_DEFAULT_RANGE
+        low, high = value_range if value_range is not None else _options.FLOAT_RANGE
         if dtype == tf.float16 and max(abs(low), abs(high)) > 65504:
             fail(ValueError, "value_range", "lie within the float16 range (+-65504) for float16 images", value_range)
         limit = _FLOAT_MAX_BINS[dtype]

@@ -31,6 +31,11 @@ LIGHTNESS_CHANNELS = ("luminance", "lab")
 MATCH_CHANNELS = ("per_channel", "joint")
 ALPHA_CHOICES = ("auto", True, False)
 
+# The value range of images read with `value_range=None`, by dtype name (`default_range`): the dtype's
+# levels for uint8 and uint16, the 8-bit range for int32 and, by the Keras convention, for every float.
+DEFAULT_RANGES = {"uint8": (0, 255), "uint16": (0, 65535), "int32": (0, 255)}
+FLOAT_RANGE = (0, 255)
+
 # The defaults of every op keyword. The functions' signatures read them from here.
 CLIP_LIMIT = 2.0
 TILE_GRID_SIZE = (8, 8)
@@ -151,6 +156,11 @@ def check_alpha(value: Any, *, name: str = "alpha") -> str | bool:
         "be 'auto' (the last of 2 or 4 channels is alpha), True (the last channel is alpha) or False (no alpha)",
         value,
     )
+
+
+def default_range(dtype_name: str) -> tuple[int, int]:
+    """The value range of images of this dtype (a NumPy or TensorFlow name) read with `value_range=None`."""
+    return DEFAULT_RANGES.get(dtype_name, FLOAT_RANGE)
 
 
 def has_alpha(alpha: str | bool, n_channels: int) -> bool:

@@ -49,8 +49,6 @@ from tf_histeq._options import fail
 _OP_SCOPES = ("equalize_hist", "clahe", "match_histograms")
 # Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
 _TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
-# tf2onnx's switch for its per-optimizer graph copies: when set (to any value), they are skipped.
-_CATCH_ERRORS = "TF2ONNX_CATCH_ERRORS"
 
 
 def to_tflite(model, *, optimizations=()) -> bytes:
@@ -86,6 +84,12 @@ def to_tflite(model, *, optimizations=()) -> bytes:
 
 def to_onnx(model, *, opset: int = 18):
     """Convert a Keras model to ONNX with tf2onnx, histograms as `ScatterElements(reduction="add")`.
+
+    Calls from several threads convert one at a time. tf2onnx's graph
+    optimizers run first without its safety copies of the graph (faster); if
+    one of them fails, the model is converted again the default way, which
+    skips that optimizer, and an error of that second conversion is raised
+    from the first one.
 
     Args:
         model: A Keras model (Functional or Sequential, with known inputs).
@@ -124,21 +128,21 @@ def to_onnx(model, *, opset: int = 18):
         )
         return proto
 
-    if _CATCH_ERRORS in os.environ:  # the user's own choice
-        return convert()
-    # By default tf2onnx deep-copies the whole graph before each of its graph
-    # optimizers (about 24 passes), to skip an optimizer that fails: two thirds
-    # of the conversion time of a model with a few layers. Without the copies
-    # an optimizer's error is raised instead, so convert that way first, and
-    # in the default way only if that fails.
-    os.environ[_CATCH_ERRORS] = "false"
-    try:
-        return convert()
-    except Exception:  # any failure: the default conversion below raises its own error
-        pass
-    finally:
-        del os.environ[_CATCH_ERRORS]
-    return convert()
+    # Converted first without tf2onnx's copy of the whole graph before each of its optimizers (two thirds
+    # of the conversion time of a model with a few layers; see `_compat.tf2onnx_optimizer_errors_raised`).
+    # If an optimizer fails that way, converted again the default way, which skips the failing optimizer.
+    with _compat.TF2ONNX_LOCK:
+        try:
+            with _compat.tf2onnx_optimizer_errors_raised():
+                return convert()
+        except Exception as error:
+            if _compat.TF2ONNX_CATCH_ERRORS in os.environ or not _compat.tf2onnx_optimizer_failed(error):
+                raise  # the user's own setting, or not an optimizer's failure: converting again would not help
+            first = error
+        try:
+            return convert()
+        except Exception as second:
+            raise second from first
 
 
 def _export(model, directory: str) -> str:

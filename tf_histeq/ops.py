@@ -11,9 +11,10 @@ built from counts, a piecewise-constant function of the pixels, so its true
 derivative is zero almost everywhere and undefined at the steps. Rather than let
 `tf.GradientTape` return a silent `None` (or a misleading partial gradient
 through the clipped and NaN pixels), float inputs pass through
-`tf.raw_ops.PreventGradient`: asking for a gradient through an op raises a
-`LookupError` that names it. Put the ops before any trainable layer (where no
-gradient is asked of them), or wrap their output in `tf.stop_gradient`.
+`tf.raw_ops.PreventGradient` (`_compat.prevent_gradient`): asking for a
+gradient through an op raises a `LookupError` that names it. Put the ops before
+any trainable layer (where no gradient is asked of them), or wrap their output
+in `tf.stop_gradient`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options, _reference_counts
+from tf_histeq import _clahe, _colour, _compat, _convert, _histogram, _matching, _options, _reference_counts
 from tf_histeq._options import fail
 from tf_histeq._reference import Histogram
 
@@ -476,9 +477,9 @@ def _run(
     rank = images.shape.rank
     x = _convert.to_nhwc(images)
     if x.dtype.is_floating:
-        x = tf.raw_ops.PreventGradient(
-            input=x,
-            message=f"tf_histeq.{op} has no gradient (it maps quantized levels through count-based tables); "
+        x = _compat.prevent_gradient(
+            x,
+            f"tf_histeq.{op} has no gradient (it maps quantized levels through count-based tables); "
             "apply it before any trainable layer, or wrap its output in tf.stop_gradient",
         )
     n_channels = x.shape[-1]

@@ -12,6 +12,7 @@ import io
 
 import numpy as np
 
+from tf_histeq import _options
 from tf_histeq._options import check_bins, check_value_range, fail
 
 try:
@@ -55,27 +56,25 @@ def _as_array(image, index: int) -> np.ndarray:
     return array
 
 
-def _default_range(dtype: np.dtype) -> tuple[float, float]:
-    if dtype == np.uint16:
-        return (0, 65535)
-    return (0, 255)  # uint8, and floats by the Keras convention (as the ops)
+def _is_gray(array: np.ndarray) -> bool:
+    """One colour channel: `(H, W)`, or gray + alpha by the ops' alpha rule (`alpha="auto"`)."""
+    if array.ndim == 2:
+        return True
+    channels = array.shape[-1]
+    return channels - _options.has_alpha(_options.ALPHA, channels) == 1
 
 
 def _planes(array: np.ndarray) -> list[tuple[np.ndarray, str, str]]:
     """The planes to plot a histogram of, with colour and label: gray, or R, G, B (alpha is left out)."""
-    if array.ndim == 2:
-        return [(array, _GRAY, "gray")]
-    if array.shape[-1] == 2:
-        return [(array[..., 0], _GRAY, "gray")]
+    if _is_gray(array):
+        return [(array if array.ndim == 2 else array[..., 0], _GRAY, "gray")]
     return [(array[..., c], _CHANNEL_COLORS[c], "RGB"[c]) for c in range(3)]
 
 
 def _display(array: np.ndarray, low: float, high: float) -> np.ndarray:
     """Colour images as float RGB(A) in [0, 1]; gray images unchanged (imshow scales them)."""
-    if array.ndim == 2:
-        return array
-    if array.shape[-1] == 2:
-        return array[..., 0]
+    if _is_gray(array):
+        return array if array.ndim == 2 else array[..., 0]
     scaled = (array.astype(np.float64) - low) / (high - low)
     return np.clip(np.nan_to_num(scaled), 0.0, 1.0)
 
@@ -148,7 +147,7 @@ def compare(images, titles=None, *, value_range=None, bins=256, cdf=True, width=
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, n, squeeze=False, height_ratios=[image_height, 1.5])
     for column, (array, title) in enumerate(zip(arrays, titles, strict=True)):
-        low, high = value_range if value_range is not None else _default_range(array.dtype)
+        low, high = value_range if value_range is not None else _options.default_range(array.dtype.name)
         ax_image, ax_hist = axes[0, column], axes[1, column]
         shown = _display(array, low, high)
         if shown.ndim == 2:
