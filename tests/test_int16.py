@@ -23,7 +23,7 @@ from tests._references import assert_same_pixels, cv2_clahe, per_plane
 from tests.test_clahe_kernel import numpy_clahe
 from tests.test_equalize_hist import numpy_opencv
 from tests.test_matching import skimage_rounded
-from tf_histeq import numpy_api
+from tf_histeq import numpy_api, samples
 
 SHIFT = 32768
 CT_WINDOW = (-1024, 3071)  # the 12-bit window CT scanners store: air -1000 HU to dense bone
@@ -115,6 +115,20 @@ class TestCTWindow:
         twelve_bit = {**kwargs, "value_range": (0, 4095)}
         via_uint16 = tf_histeq.clahe(self.rebased(image), **twelve_bit).numpy().astype(np.int32) + CT_WINDOW[0]
         assert_same_pixels(actual, via_uint16.astype(np.int16), f"image {salt} as 12-bit uint16")
+
+    def test_phantom_slices_with_a_body_mask(self):
+        volume, labels = samples.ct_phantom((8, 64, 72))[::2], samples.ct_labels((8, 64, 72))[::2]
+        images = volume[..., None]  # four slices as a batch of (H, W, 1) images
+        body = labels > samples.CT_LABELS["air"]  # (N, H, W): one mask per slice
+        kwargs = {"value_range": CT_WINDOW, "bins": 4096}
+        equalized = tf_histeq.equalize_hist(images, mask=body, **kwargs).numpy()[..., 0]
+        contrasted = tf_histeq.clahe(images, clip_limit=3.0, tile_grid_size=(4, 4), **kwargs).numpy()[..., 0]
+        for n in range(len(volume)):
+            levels = self.rebased(volume[n])
+            expected = numpy_opencv(levels, body[n], bins=4096).astype(np.int32) + CT_WINDOW[0]
+            assert_same_pixels(equalized[n], expected.astype(np.int16), f"slice {n}")
+            expected = numpy_clahe(levels, clip_limit=3.0, grid=(4, 4), bins=4096).astype(np.int32) + CT_WINDOW[0]
+            assert_same_pixels(contrasted[n], expected.astype(np.int16), f"slice {n}")
 
 
 @pytest.mark.parametrize("salt", range(4))

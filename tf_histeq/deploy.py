@@ -190,7 +190,7 @@ def _check_tflite_dtypes(saved_model_dir) -> None:
         fail(
             ValueError,
             "model",
-            "run its tf_histeq ops on uint8, uint16, int32 or float32 images for TensorFlow Lite, which has no "
+            "run its tf_histeq ops on uint8, uint16, int16, int32 or float32 images for TensorFlow Lite, which has no "
             "builtin float16, bfloat16 or float64 kernels for them",
             found,
             hint="feed integer images, or give the layer a float32 dtype of its own, e.g. CLAHE(dtype='float32').",
