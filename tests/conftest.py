@@ -29,6 +29,8 @@ TEST_REQUIREMENTS = {
     "hypothesis": "hypothesis",
     "matplotlib": "matplotlib",
     "albumentations": "albumentations",
+    "nibabel": "nibabel",
+    "tifffile": "tifffile",
 }
 
 

@@ -1,7 +1,8 @@
 """The conversion matrix: every dtype, value range and bin count the layers accept converts, bit-exact.
 
-Cells: input dtype (uint8, uint16, float32) x value range (the dtype's default
-and a narrow one: 0..200, 12-bit 0..4095, 0..1) x bins (64, 201, 256, 4096,
+Cells: input dtype (uint8, uint16, int16, float32) x value range (the dtype's
+default and a narrow one: 0..200, 12-bit 0..4095, the CT window -1024..3071,
+0..1) x bins (64, 201, 256, 4096,
 65536, where the range holds that many levels) x layer (`HistogramEqualization`
 with `method="opencv"` and `"pil"`, `CLAHE`). Each cell is one output of one
 Keras model, so the matrix costs one TensorFlow Lite and one ONNX
@@ -36,6 +37,7 @@ BINS = (64, 201, 256, 4096, 65536)
 RANGES = {
     "uint8": {"default": (None, 256), "0-200": ((0, 200), 201)},
     "uint16": {"default": (None, 65536), "12bit": ((0, 4095), 4096)},
+    "int16": {"default": (None, 65536), "ct": ((-1024, 3071), 4096)},
     "float32": {"default": (None, None), "0-1": ((0, 1), None)},
 }
 LAYERS = {
@@ -63,8 +65,9 @@ def all_cells() -> dict[tuple, str]:
 # The default subset: every dtype, range, bins value and layer appears, with the configurations
 # that failed to convert before (12-bit uint16 CLAHE and equalization, uint16 CLAHE with 4096 bins
 # over the full range, uint8 CLAHE on 0..200, uint8 equalization with 64 bins). A conversion costs
-# seconds per layer (tens for CLAHE in ONNX), so the suite converts these ten; the full matrix is
-# `TF_HISTEQ_DEPLOY_MATRIX=full`.
+# seconds per layer (tens for CLAHE in ONNX), so the suite converts these eleven; the full matrix is
+# `TF_HISTEQ_DEPLOY_MATRIX=full`. int16 is uint16's levels shifted by 32768 and runs the same
+# kernels: one int16 cell here (its own 65536 levels through CLAHE), its CT window in the full matrix.
 COVERING = [
     ("uint8", "default", 64, "he-opencv"),
     ("uint8", "default", 256, "he-pil"),
@@ -73,6 +76,7 @@ COVERING = [
     ("uint16", "default", 65536, "he-pil"),
     ("uint16", "12bit", 4096, "clahe"),
     ("uint16", "12bit", 4096, "he-opencv"),
+    ("int16", "default", 65536, "clahe"),  # int16 shares uint16's kernels: one cell, its 2**16 levels
     ("float32", "default", 201, "clahe"),
     ("float32", "0-1", 64, "he-opencv"),
     ("float32", "0-1", 65536, "he-pil"),
@@ -95,7 +99,8 @@ def output_name(cell: tuple) -> str:
 def build_model() -> keras.Model:
     inputs = {
         name: keras.Input((*SIZE, 1), dtype="float32" if name == "unit" else name, name=name)
-        for name in ("uint8", "uint16", "float32", "unit")
+        for name in ("uint8", "uint16", "int16", "float32", "unit")
+        if any(source == name for source in CELLS.values())
     }
     outputs = {}
     for cell, source in CELLS.items():
@@ -111,12 +116,16 @@ def make_inputs() -> dict[str, np.ndarray]:
     u8 = np.stack([m(SIZE, np.uint8) for m in makers])  # full_range reaches 255: above 200
     u16 = np.stack([m(SIZE, np.uint16) for m in makers])
     u16[[0, 1, 3]] >>= 4  # 12-bit data, and one 16-bit image: above 4095
+    i16 = u16.astype(np.int32) - 1024  # Hounsfield-like: the 12-bit images in -1024..3071
+    i16[2] = u16[2].astype(np.int32) - 32768  # the 16-bit image over all of int16, beyond the CT window
+    i16 = i16.astype(np.int16)
     byte = u8.astype(np.float32)
     byte[:2] += 0.37  # fractional values, quantized by the layer
     unit = byte / 255
     unit[2, :3, :3] = [[-0.5, 1.5, np.nan]] * 3  # outside (0, 1), and NaN pixels (they stay NaN)
     byte[2, 0, :2] = [np.nan, 300.0]
-    return {name: x[..., None] for name, x in {"uint8": u8, "uint16": u16, "float32": byte, "unit": unit}.items()}
+    arrays = {"uint8": u8, "uint16": u16, "int16": i16, "float32": byte, "unit": unit}
+    return {name: x[..., None] for name, x in arrays.items() if any(source == name for source in CELLS.values())}
 
 
 class Converted:
@@ -176,10 +185,12 @@ def test_the_cells_change_the_images(converted):
 
 def test_the_covering_subset_has_every_dtype_range_bins_and_layer():
     cells, covering = all_cells(), covering_cells()
-    assert len(cells) == 72 and set(covering) <= set(cells)
-    for position in range(4):  # every dtype, every (dtype, range), every bins value, every layer
+    assert len(cells) == 99 and set(covering) <= set(cells)
+    for position in (0, 2, 3):  # every dtype, every bins value, every layer
         assert {c[position] for c in covering} == {c[position] for c in cells}
-    assert {c[:2] for c in covering} == {c[:2] for c in cells}
+    # Every (dtype, range) but int16's CT window: int16 has one cell by default (the full matrix has 27).
+    assert {c[:2] for c in covering} == {c[:2] for c in cells} - {("int16", "ct")}
+    assert sum(c[0] == "int16" for c in covering) == 1
 
 
 if __name__ == "__main__":  # pragma: no cover - the table for the README: python -m tests.test_deploy_matrix

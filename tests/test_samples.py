@@ -161,3 +161,75 @@ class TestLoadAndValidation:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
         assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.fixture(scope="module")
+def ct():
+    """The default 64x128x128 CT phantom and its labels, generated once."""
+    return samples.ct_phantom(), samples.ct_labels()
+
+
+def voxel(shape, z, y, x) -> tuple[int, int, int]:
+    """The voxel whose centre is nearest to the normalised coordinates `(z, y, x)` in [-1, 1]."""
+    return tuple(int(np.floor((c + 1) / 2 * n)) for c, n in zip((z, y, x), shape, strict=True))
+
+
+class TestCTPhantom:
+    def test_int16_hounsfield_values_of_the_default_shape(self, ct):
+        volume, labels = ct
+        assert volume.dtype == np.int16 and volume.shape == (64, 128, 128)
+        assert labels.dtype == np.uint8 and labels.shape == volume.shape
+        assert volume.min() == -2048 and volume.max() <= 3071
+        assert set(np.unique(labels)) == set(samples.CT_LABELS.values())
+
+    def test_each_structure_has_its_documented_value_and_noise(self, ct):
+        volume, labels = ct
+        for name, code in samples.CT_LABELS.items():
+            values = volume[labels == code].astype(np.float64)
+            assert abs(values.mean() - samples.CT_HU[name]) < 1.5, name  # 956+ voxels: standard error < 0.35 HU
+            if name == "outside":
+                assert values.std() == 0
+            else:
+                assert 9 < values.std() < 11, name
+
+    def test_structures_are_where_documented(self, ct):
+        volume, labels = ct
+        shape = labels.shape
+        codes = samples.CT_LABELS
+        for side in (-1, 1):
+            assert labels[voxel(shape, 0.15, -0.05, side * 0.4)] == codes["lung"]
+        assert labels[voxel(shape, 0.0, 0.42, 0.0)] == codes["bone"]
+        assert labels[voxel(shape, 0.0, 0.42, 0.085)] == codes["cortical_bone"]
+        assert labels[voxel(shape, -0.78, 0.0, 0.3)] == codes["lesion"]
+        for dx in (-0.2, 0.2):  # the lesion lies in soft tissue
+            assert labels[voxel(shape, -0.78, 0.0, 0.3 + dx)] == codes["soft_tissue"]
+        assert labels[voxel(shape, 0.0, -0.6, 0.0)] == codes["fat"]
+        assert labels[voxel(shape, 0.0, -0.8, 0.0)] == codes["air"]
+        assert labels[0, 0, 0] == codes["outside"] and volume[0, 0, 0] == -2048
+        below = voxel(shape, -0.65, 0, 0)[0]  # the lungs end above z = -0.6
+        assert not (labels[:below] == codes["lung"]).any() and (labels[below:] == codes["lung"]).any()
+        # The lesion is low contrast: 20 HU over its surroundings, twice the noise.
+        lesion = volume[labels == codes["lesion"]].mean()
+        tissue = volume[labels == codes["soft_tissue"]].mean()
+        assert 18 < lesion - tissue < 22
+
+    def test_deterministic_noise_from_the_seed(self, ct):
+        volume, labels = ct
+        shape = (8, 16, 24)
+        assert np.array_equal(samples.ct_phantom(), volume)
+        assert np.array_equal(samples.ct_phantom(shape, seed=3), samples.ct_phantom(shape, seed=3))
+        other = samples.ct_phantom(shape, seed=4)
+        assert (other != samples.ct_phantom(shape, seed=3)).mean() > 0.5
+        assert samples.ct_phantom(shape).shape == shape and np.array_equal(samples.ct_labels(shape).shape, shape)
+
+    @pytest.mark.parametrize(
+        ("shape", "error", "match"),
+        [
+            ((4, 64, 64), ValueError, r"`shape` must be three ints >= 8 .*Received: shape=\(4, 64, 64\)"),
+            ((64, 64), TypeError, r"`shape` must be three ints \(depth, height, width\)"),
+            ((8.0, 16, 16), TypeError, r"Received: shape=\(8\.0, 16, 16\)"),
+        ],
+    )
+    def test_bad_shapes(self, shape, error, match):
+        with pytest.raises(error, match=match):
+            samples.ct_phantom(shape)

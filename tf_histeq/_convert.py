@@ -9,7 +9,7 @@ only compose pieces.
 The mapping (`LevelSpec`, `to_levels`, `to_values`):
 
 - Integer images whose `value_range` has one level per integer (uint8 with
-  256 bins, uint16 with 65536: the defaults) are their own levels,
+  256 bins, uint16 and int16 with 65536: the defaults) are their own levels,
   `level = clip(x, low, high) - low`, and come back as `level + low`. This is
   the case OpenCV's and Pillow's parity holds for: the kernels then see
   exactly the pixels `cv2.equalizeHist`, `cv2.createCLAHE` and
@@ -41,13 +41,16 @@ import tensorflow as tf
 from tf_histeq import _options
 from tf_histeq._options import MAX_BINS, fail
 
-INTEGER_DTYPES = (tf.uint8, tf.uint16, tf.int32)
+INTEGER_DTYPES = (tf.uint8, tf.uint16, tf.int16, tf.int32)
 FLOAT_DTYPES = (tf.float16, tf.bfloat16, tf.float32, tf.float64)
 SUPPORTED_DTYPES = INTEGER_DTYPES + FLOAT_DTYPES
 
 # The most evenly spaced levels a float dtype can hold distinctly (significand bits).
 _FLOAT_MAX_BINS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: MAX_BINS, tf.float64: MAX_BINS}
-_INT_LIMITS = {tf.uint8: (0, 255), tf.uint16: (0, 65535), tf.int32: (-(2**31), 2**31 - 1)}
+_INT_LIMITS = {tf.uint8: (0, 255), tf.uint16: (0, 65535), tf.int16: (-32768, 32767), tf.int32: (-(2**31), 2**31 - 1)}
+# Dtypes TensorFlow Lite has no builtin select, concatenation or gather kernels for:
+# their values are handled as int32 and cast at the end.
+_NARROW_WORK = (tf.uint16, tf.int16)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,8 @@ def level_spec(dtype: tf.DType, value_range, bins) -> LevelSpec:
     """Validate `value_range` and `bins` for `dtype` and fill in the defaults.
 
     Defaults: uint8 -> (0, 255) and 256 bins; uint16 -> (0, 65535) and 65536 bins;
-    int32 -> (0, 255); float -> (0, 255) and 256 bins. Integer dtypes default to one
+    int16 -> (-32768, 32767) and 65536 bins; int32 -> (0, 255); float -> (0, 255)
+    and 256 bins. Integer dtypes default to one
     bin per integer of the range (at most 65536).
     """
     value_range = _options.check_value_range(value_range)
@@ -263,17 +267,17 @@ def to_values(levels: tf.Tensor, spec: LevelSpec, dtype: tf.DType | None = None)
     else:
         table = value_table(spec)
         # Gathered in int32: TensorFlow Lite has no builtin uint16 gather.
-        levels = tf.gather(tf.cast(table, tf.int32) if spec.dtype == tf.uint16 else table, levels)
+        levels = tf.gather(tf.cast(table, tf.int32) if spec.dtype in _NARROW_WORK else table, levels)
     return tf.cast(levels, dtype or spec.dtype)
 
 
 def work_dtype(dtype: tf.DType) -> tf.DType:
     """The dtype that values of `dtype` are selected and concatenated in before the final cast.
 
-    int32 for uint16, which TensorFlow Lite has no builtin select,
+    int32 for uint16 and int16, which TensorFlow Lite has no builtin select,
     concatenation or gather kernels for; the dtype itself otherwise.
     """
-    return tf.int32 if dtype == tf.uint16 else dtype
+    return tf.int32 if dtype in _NARROW_WORK else dtype
 
 
 def clip_values(images: tf.Tensor, spec: LevelSpec) -> tf.Tensor:

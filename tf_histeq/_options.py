@@ -32,8 +32,10 @@ MATCH_CHANNELS = ("per_channel", "joint")
 ALPHA_CHOICES = ("auto", True, False)
 
 # The value range of images read with `value_range=None`, by dtype name (`default_range`): the dtype's
-# levels for uint8 and uint16, the 8-bit range for int32 and, by the Keras convention, for every float.
-DEFAULT_RANGES = {"uint8": (0, 255), "uint16": (0, 65535), "int32": (0, 255)}
+# levels for uint8, uint16 and int16 (CT in Hounsfield units, as NIfTI and DICOM store it: pass e.g.
+# `value_range=(-1024, 3071), bins=4096` for the usual CT window), the 8-bit range for int32 and, by the
+# Keras convention, for every float.
+DEFAULT_RANGES = {"uint8": (0, 255), "uint16": (0, 65535), "int16": (-32768, 32767), "int32": (0, 255)}
 FLOAT_RANGE = (0, 255)
 
 # The defaults of every op keyword. The functions' signatures read them from here.

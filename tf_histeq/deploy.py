@@ -13,8 +13,8 @@ TensorFlow Lite interpreter and in ONNX Runtime, the same pixels as
   `ScatterElements` with `reduction="add"`: tf2onnx's own mapping builds a
   `segments x largest count` grid, which runs out of memory on real images.
 
-What converts, bit-exact (tested on uint8 and uint16 images, and float32 images
-in a float32 layer; int32 images use the same ops): every `value_range` and
+What converts, bit-exact (tested on uint8, uint16 and int16 images, and float32
+images in a float32 layer; int32 images use the same ops): every `value_range` and
 `bins` the layers accept, every `channels`, `method`, `alpha`, mask, clip limit
 and grid. The ops clip, compare, select and gather integers in int32, which
 both runtimes have kernels for (TensorFlow Lite has no builtin uint8/uint16
@@ -194,7 +194,7 @@ def _check_tflite_dtypes(saved_model_dir) -> None:
         fail(
             ValueError,
             "model",
-            "run its tf_histeq ops on uint8, uint16, int32 or float32 images for TensorFlow Lite, which has no "
+            "run its tf_histeq ops on uint8, uint16, int16, int32 or float32 images for TensorFlow Lite, which has no "
             "builtin float16, bfloat16 or float64 kernels for them",
             found,
             hint="feed integer images, or give the layer a float32 dtype of its own, e.g. CLAHE(dtype='float32').",

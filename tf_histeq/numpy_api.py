@@ -73,12 +73,12 @@ def histogram_equalization(
 
     Args:
         image: NumPy array (or anything `np.asarray` takes) of shape `(H, W)`,
-            `(H, W, C)` or `(N, H, W, C)`, dtype uint8, uint16, int32, float16,
-            float32 or float64. It is not modified.
+            `(H, W, C)` or `(N, H, W, C)`, dtype uint8, uint16, int16, int32,
+            float16, float32 or float64. It is not modified.
         value_range: `(low, high)` of the pixel values; uint8 `(0, 255)`, uint16
-            `(0, 65535)`, float `(0, 255)` by default.
+            `(0, 65535)`, int16 `(-32768, 32767)`, float `(0, 255)` by default.
         bins: Number of histogram bins; 256 for uint8 and float, 65536 for uint16
-            by default.
+            and int16 by default.
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
         channels: `"per_channel"`, `"joint"` (one histogram over all channels,
             like the original function), or `"luminance"` / `"lab"` (RGB:

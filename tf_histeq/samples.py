@@ -8,9 +8,12 @@ machine and needs no shipped binary file:
   collimation borders, 8-bit or 12-bit (stored in uint16);
 * `lung_mask`: the lung fields of that phantom, for masked equalization;
 * `field_mask`: its exposed (collimated) field, i.e. everything but the border;
-* `color_scene`: a hazy RGB landscape whose colours sit close together.
+* `color_scene`: a hazy RGB landscape whose colours sit close together;
+* `ct_phantom`: a CT-like volume `(D, H, W)` in Hounsfield units (int16, as
+  NIfTI and DICOM store CT), with its label volume `ct_labels` (body, lungs,
+  bone, a low-contrast lesion: `CT_LABELS`, `CT_HU`).
 
-`load(name)` returns any of them by name (`NAMES`). TensorFlow is not needed.
+`load(name)` returns any of the 2-D ones by name (`NAMES`). TensorFlow is not needed.
 """
 
 from __future__ import annotations
@@ -23,6 +26,22 @@ NAMES = ("chest_xray", "chest_xray_12bit", "lung_mask", "field_mask", "color_sce
 
 _XRAY_SIZE = (512, 512)
 _COLOR_SIZE = (384, 512)
+_CT_SHAPE = (64, 128, 128)  # (D, H, W): slices, rows, columns
+
+# The labels of `ct_labels` and the mean Hounsfield value of each in `ct_phantom`.
+CT_LABELS = {
+    "outside": 0,  # outside the scanner's circular field of view: the padding value, no noise
+    "air": 1,
+    "fat": 2,  # the subcutaneous layer under the skin
+    "soft_tissue": 3,
+    "lung": 4,
+    "bone": 5,  # the spine's cancellous core
+    "cortical_bone": 6,  # the spine's outer shell
+    "lesion": 7,  # a low-contrast sphere in the soft tissue below the lungs
+}
+CT_HU = {"outside": -2048, "air": -1000, "fat": -100, "soft_tissue": 40, "lung": -800, "bone": 700}
+CT_HU.update({"cortical_bone": 1200, "lesion": 60})
+CT_NOISE_HU = 10.0  # standard deviation of the Gaussian noise added inside the field of view
 
 
 def _check_size(size, name: str = "size") -> tuple[int, int]:
@@ -301,6 +320,94 @@ def color_scene(size=_COLOR_SIZE, *, seed=0) -> np.ndarray:
     img = 0.55 * haze + 0.45 * img
     img = img + rng.normal(0.0, 0.006, img.shape)
     return np.clip(np.rint(img * 255), 0, 255).astype(np.uint8).reshape(h, w, 3)
+
+
+def _check_shape(shape) -> tuple[int, int, int]:
+    if not isinstance(shape, (tuple, list)) or len(shape) != 3:
+        fail(TypeError, "shape", "be three ints (depth, height, width)", shape)
+    items = [v.item() if hasattr(v, "item") else v for v in shape]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        fail(TypeError, "shape", "be three ints (depth, height, width)", shape)
+    if min(items) < 8:
+        fail(ValueError, "shape", "be three ints >= 8 (depth, height, width)", shape)
+    return int(items[0]), int(items[1]), int(items[2])
+
+
+def ct_labels(shape=_CT_SHAPE) -> np.ndarray:
+    """The anatomy of `ct_phantom`: a uint8 label volume `(D, H, W)` with the codes of `CT_LABELS`.
+
+    Coordinates are normalised to [-1, 1] along each axis, at voxel centres:
+    `z` over the slices (D), `y` down the rows (H, anterior at -1), `x` across
+    the columns (W). The structures, later ones drawn over earlier ones:
+
+    - field of view: the cylinder `x² + y² < 0.98²`, outside it `outside`;
+    - body: the ellipsoid `(x/0.85)² + (y/0.62)² + (z/1.4)² < 1` of
+      `soft_tissue`, whose outer 0.05 (in the same units) is `fat`; `air` around it;
+    - lungs: two ellipsoids centred at `x = ±0.4, y = -0.05, z = 0.15` with radii
+      `(0.27, 0.36, 0.75)` in `(x, y, z)`: the slices above `z ≈ -0.6`;
+    - spine: the cylinder along `z` at `x = 0, y = 0.42`, radius 0.1, of `bone`
+      inside a `cortical_bone` shell from radius 0.07;
+    - lesion: the sphere of radius 0.12 (in each normalised axis) centred at
+      `x = 0.3, y = 0, z = -0.78`, in the soft tissue below the lungs.
+
+    Args:
+        shape: `(depth, height, width)`, each at least 8.
+
+    Returns:
+        uint8 `(D, H, W)`. It does not depend on a seed.
+    """
+    d, h, w = _check_shape(shape)
+    axis = [(np.arange(n, dtype=np.float64) + 0.5) / n * 2.0 - 1.0 for n in (d, h, w)]
+    z, y, x = np.meshgrid(*axis, indexing="ij", sparse=True)
+    labels = np.full((d, h, w), CT_LABELS["air"], np.uint8)
+    body = (x / 0.85) ** 2 + (y / 0.62) ** 2 + (z / 1.4) ** 2
+    labels[body < 1] = CT_LABELS["fat"]
+    inner = (x / 0.80) ** 2 + (y / 0.57) ** 2 + (z / 1.4) ** 2
+    labels[inner < 1] = CT_LABELS["soft_tissue"]
+    for side in (-1, 1):
+        lung = ((x - side * 0.4) / 0.27) ** 2 + ((y + 0.05) / 0.36) ** 2 + ((z - 0.15) / 0.75) ** 2
+        labels[np.broadcast_to(lung < 1, labels.shape)] = CT_LABELS["lung"]
+    spine = np.broadcast_to(x**2 + (y - 0.42) ** 2, labels.shape)
+    labels[(spine < 0.1**2) & (inner < 1)] = CT_LABELS["cortical_bone"]
+    labels[(spine < 0.07**2) & (inner < 1)] = CT_LABELS["bone"]
+    lesion = (x - 0.3) ** 2 + y**2 + (z + 0.78) ** 2
+    labels[np.broadcast_to(lesion < 0.12**2, labels.shape)] = CT_LABELS["lesion"]
+    labels[np.broadcast_to(x**2 + y**2 >= 0.98**2, labels.shape)] = CT_LABELS["outside"]
+    return labels
+
+
+def ct_phantom(shape=_CT_SHAPE, *, seed: int = 0) -> np.ndarray:
+    """A CT-like volume in Hounsfield units: int16 `(D, H, W)`, 64×128×128 by default.
+
+    Each voxel of `ct_labels(shape)` gets its structure's value from `CT_HU`
+    (air -1000, fat -100, soft tissue 40, lungs -800, bone 700 inside a 1200
+    cortical shell, a lesion of 60 HU: 20 HU above the tissue around it, twice
+    the noise) plus Gaussian noise of `CT_NOISE_HU` (10 HU), rounded; outside
+    the circular field of view every voxel is -2048, the padding value scanners
+    write there. All values lie in `[-2048, 3071]`, so the usual CT window is
+    `value_range=(-1024, 3071), bins=4096`, which clips the padding and air
+    below -1024. The same `seed` gives the same volume on every machine.
+
+    Args:
+        shape: `(depth, height, width)`, each at least 8.
+        seed: Seed of the noise.
+
+    Returns:
+        int16 `(D, H, W)`.
+
+    Example:
+        >>> from tf_histeq import samples
+        >>> ct = samples.ct_phantom()
+        >>> ct.dtype, ct.shape, int(ct.min())
+        (dtype('int16'), (64, 128, 128), -2048)
+    """
+    labels = ct_labels(shape)
+    table = np.zeros(len(CT_LABELS), np.float64)
+    for name, code in CT_LABELS.items():
+        table[code] = CT_HU[name]
+    noise = np.random.default_rng(seed).normal(0.0, CT_NOISE_HU, labels.shape)
+    hu = table[labels] + np.where(labels == CT_LABELS["outside"], 0.0, noise)
+    return np.clip(np.rint(hu), -2048, 3071).astype(np.int16)
 
 
 def load(name: str, *, seed: int = 0) -> np.ndarray:

@@ -25,7 +25,9 @@ which gives for integer-valued float input exactly the uint8 result. In a
 Functional model the dtype of `keras.Input` decides what arrives: the default
 float32 `keras.Input(shape)` turns 16-bit data into float32 read through
 `(0, 255)`, so declare `keras.Input(shape, dtype="uint16")` (or pass
-`value_range=(0, 65535), bins=65536`).
+`value_range=(0, 65535), bins=65536`). The same holds for int16 (CT in
+Hounsfield units): `keras.Input(shape, dtype="int16")`, read over its whole
+range by default, or pass the CT window `value_range=(-1024, 3071), bins=4096`.
 
 Output dtype: the layer's `compute_dtype` (the Keras convention), float32 by
 default and float16 under the `mixed_float16` policy, which holds levels

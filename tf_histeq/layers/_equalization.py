@@ -20,10 +20,10 @@ class HistogramEqualization(Equalizer):
 
     Args:
         value_range: `(low, high)` of the pixel values. Defaults: uint8
-            `(0, 255)`, uint16 `(0, 65535)`, float `(0, 255)` (the Keras
-            convention). Values outside it are clipped.
+            `(0, 255)`, uint16 `(0, 65535)`, int16 `(-32768, 32767)`, float
+            `(0, 255)` (the Keras convention). Values outside it are clipped.
         bins: Number of histogram bins; defaults as in `tf_histeq.equalize_hist`
-            (256 for uint8 and float, 65536 for uint16).
+            (256 for uint8 and float, 65536 for uint16 and int16).
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
         channels: `"per_channel"`, `"joint"`, or `"luminance"` / `"lab"` (RGB:
             OpenCV's YCrCb / Lab round trip on 8-bit levels; see
@@ -107,9 +107,9 @@ class CLAHE(Equalizer):
         tile_grid_size: Number of tiles as `(rows, cols)` (OpenCV's
             `tileGridSize` is `(cols, rows)`).
         value_range: `(low, high)` of the pixel values; defaults as in
-            `tf_histeq.clahe` (uint8 `(0, 255)`, uint16 `(0, 65535)`, float
-            `(0, 255)`).
-        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16).
+            `tf_histeq.clahe` (uint8 `(0, 255)`, uint16 `(0, 65535)`, int16
+            `(-32768, 32767)`, float `(0, 255)`).
+        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16 and int16).
         channels: `"per_channel"`, `"luminance"` or `"lab"` (RGB: OpenCV's
             YCrCb / Lab round trip on 8-bit levels; see `tf_histeq.clahe`).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes

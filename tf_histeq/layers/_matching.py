@@ -37,8 +37,8 @@ class HistogramMatching(Equalizer):
             or a `tf_histeq.Histogram`. Without it, call `adapt` before use.
         value_range: `(low, high)` of the pixel values; defaults as in
             `tf_histeq.match_histograms` (uint8 `(0, 255)`, uint16 `(0, 65535)`,
-            float `(0, 255)`).
-        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16).
+            int16 `(-32768, 32767)`, float `(0, 255)`).
+        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16 and int16).
         channels: `"per_channel"` or `"joint"` (one histogram over all channels).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
