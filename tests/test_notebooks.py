@@ -8,6 +8,7 @@ an output, and figures or text that would bloat the repository.
 """
 
 import base64
+import importlib.util
 import io
 import json
 import re
@@ -24,16 +25,17 @@ MAX_NOTEBOOK_BYTES = 300_000  # one .ipynb file
 MAX_TOTAL_BYTES = 1_000_000  # all of them
 # A cell whose source draws a figure must show one.
 PLOTS = re.compile(r"\bplot\.compare\(|\bplt\.")
-# What an output must not hold: paths of a machine, TensorFlow/absl log lines, memory addresses, timestamps.
-NOISE = {
-    "a path of a machine": re.compile(r"/work/|/home/|/Users/|/tmp/|/var/folders/|[A-Za-z]:\\\\"),
-    "a TensorFlow or absl log line": re.compile(
-        r"^[IWEF]\d{4} \d\d:\d\d:\d\d|absl::|cudart_stub|oneDNN custom operations|WARNING:tensorflow|tensorflow/core/",
-        re.M,
-    ),
-    "a memory address": re.compile(r"\bat 0x[0-9a-fA-F]{6,}"),
-    "a timestamp": re.compile(r"\b20\d\d-\d\d-\d\d[ T]\d\d:\d\d"),
-}
+
+
+def _execute_module():
+    """notebooks/execute.py, the script that saves the notebooks: its `NOISE` is what an output must not hold."""
+    spec = importlib.util.spec_from_file_location("notebooks_execute", ROOT / "notebooks" / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NOISE = _execute_module().NOISE
 
 
 def _load(path):
