@@ -87,10 +87,9 @@ class HistogramEqualization(Equalizer):
     ):
         super().__init__(**kwargs)
         # The function's own validators, run now: a bad config fails when the
-        # model is built, not in the first batch.
-        self._configure(
-            value_range=value_range, bins=bins, method=method, channels=channels, alpha=alpha, jit_compile=jit_compile
-        )
+        # model is built, not in the first batch. The keywords come from the
+        # signature (held to the schema by tests/test_signatures.py).
+        self._configure(**_options.arguments(self._OP, locals()))
 
 
 @keras.saving.register_keras_serializable(package="tf_histeq")
@@ -166,12 +165,4 @@ class CLAHE(Equalizer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._configure(
-            clip_limit=clip_limit,
-            tile_grid_size=tile_grid_size,
-            value_range=value_range,
-            bins=bins,
-            channels=channels,
-            alpha=alpha,
-            jit_compile=jit_compile,
-        )
+        self._configure(**_options.arguments(self._OP, locals()))

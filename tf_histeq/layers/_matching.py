@@ -97,7 +97,9 @@ class HistogramMatching(Equalizer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._configure(value_range=value_range, bins=bins, channels=channels, alpha=alpha)
+        options = _options.arguments(self._OP, locals())
+        del options["reference"], options["reference_mask"], options["jit_compile"]  # state (set below), not config
+        self._configure(**options)
         self.jit_compile = _xla.check_jit_compile(jit_compile)
         self.reference_counts = None
         self._reference_range = None
