@@ -17,6 +17,7 @@ import argparse
 import ast
 import inspect
 import pathlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -329,3 +330,99 @@ def test_op_name_lists_are_the_schemas():
             data.random_map_fn(op, seed=0)
     for op in _options.RANDOM_OPS:
         data.random_map_fn(op, seed=0)
+
+
+# --------------------------------------------------------------------------- prose that copies a constant
+
+ROOT = pathlib.Path(tf_histeq.__file__).parent.parent
+
+
+def _readme_heading(op: str) -> list[Row]:
+    """The parameters of the README's `### \\`tf_histeq.op(...)\\`` heading, a written-out signature."""
+    heading = re.search(rf"^### `tf_histeq\.{op}\((.*)\)`$", (ROOT / "README.md").read_text(), re.M)
+    assert heading, f"README.md has no heading for tf_histeq.{op}"
+    args = ast.parse(f"def {op}({heading.group(1)}): pass").body[0].args
+    defaults = [EMPTY] * (len(args.args) - len(args.defaults)) + [ast.literal_eval(d) for d in args.defaults]
+    rows = [(a.arg, POK, d) for a, d in zip(args.args, defaults, strict=True)]
+    rows += [
+        (a.arg, KO, EMPTY if d is None else ast.literal_eval(d))
+        for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
+    return rows
+
+
+@pytest.mark.parametrize("op", _options.OP_NAMES)
+@COMPILE_BRANCH
+def test_readme_headings_are_the_schemas(op):
+    _check(f"README.md `tf_histeq.{op}(...)`", _readme_heading(op), _op_door(op)[1])
+
+
+def _xla_constant(name: str):
+    from tf_histeq import _xla
+
+    return getattr(_xla, name)
+
+
+# (files, a pattern whose groups state the constant, how the groups read, the constant's name, its value)
+PROSE = [
+    (
+        ("README.md", "tf_histeq/data.py", "tf_histeq/layers/__init__.py"),
+        r"at most (\d+) shapes",
+        lambda n: int(n),
+        "MAX_COMPILED_SHAPES",
+        lambda: _xla_constant("MAX_COMPILED_SHAPES"),
+    ),
+    (
+        ("tf_histeq/data.py", "tf_histeq/layers/__init__.py"),
+        r"`2\*\*(\d+)`\s+values",
+        lambda n: 2 ** int(n),
+        "COMPILE_AFTER_VALUES",
+        lambda: _xla_constant("COMPILE_AFTER_VALUES"),
+    ),
+    (
+        ("tf_histeq/data.py", "tf_histeq/layers/_random.py"),
+        r"\(default `\(([\d.]+), ([\d.]+)\)`\)",
+        lambda low, high: (float(low), float(high)),
+        "RANDOM_CLIP_LIMIT",
+        lambda: _options.RANDOM_CLIP_LIMIT,
+    ),
+    (
+        ("tf_histeq/layers/_random.py",),
+        r"transformed \(default ([\d.]+)",
+        lambda f: float(f),
+        "RANDOM_FACTOR",
+        lambda: _options.RANDOM_FACTOR["clahe"],
+    ),
+    (
+        ("tf_histeq/layers/_random.py",),
+        r"equalized \(default ([\d.]+)\)",
+        lambda f: float(f),
+        "RANDOM_FACTOR",
+        lambda: _options.RANDOM_FACTOR["equalize_hist"],
+    ),
+    (
+        ("tf_histeq/data.py",),
+        r"([\d.]+) for\s+`\"clahe\"`",
+        lambda f: float(f),
+        "RANDOM_FACTOR",
+        lambda: _options.RANDOM_FACTOR["clahe"],
+    ),
+    (
+        ("tf_histeq/data.py",),
+        r"([\d.]+) for\s+`\"equalize_hist\"`",
+        lambda f: float(f),
+        "RANDOM_FACTOR",
+        lambda: _options.RANDOM_FACTOR["equalize_hist"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("files", "pattern", "read", "name", "value"), PROSE, ids=[p[1] for p in PROSE])
+def test_prose_states_the_constant(files, pattern, read, name, value):
+    """Where the prose copies a constant's number, it is the constant's; where it does not, it names the constant."""
+    for file in files:
+        text = (ROOT / file).read_text()
+        stated = [read(*m.groups()) for m in re.finditer(pattern, text)]
+        assert stated or name in text, f"{file} neither states {pattern!r} nor names {name}: drop it from PROSE"
+        for number in stated:
+            assert number == value(), f"{file} says {number!r} ({pattern!r}); the code has {name} = {value()!r}"

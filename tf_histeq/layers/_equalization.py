@@ -23,7 +23,7 @@ class HistogramEqualization(Equalizer):
             `(0, 255)`, uint16 `(0, 65535)`, float `(0, 255)` (the Keras
             convention). Values outside it are clipped.
         bins: Number of histogram bins; defaults as in `tf_histeq.equalize_hist`
-            (256 for uint8 and float, 65536 for uint16).
+            (one per level of the input dtype, 256 for floats).
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
         channels: `"per_channel"`, `"joint"`, or `"luminance"` / `"lab"` (RGB:
             OpenCV's YCrCb / Lab round trip on 8-bit levels; see
@@ -108,7 +108,7 @@ class CLAHE(Equalizer):
         value_range: `(low, high)` of the pixel values; defaults as in
             `tf_histeq.clahe` (uint8 `(0, 255)`, uint16 `(0, 65535)`, float
             `(0, 255)`).
-        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16).
+        bins: Number of histogram bins; defaults as in `tf_histeq.clahe`.
         channels: `"per_channel"`, `"luminance"` or `"lab"` (RGB: OpenCV's
             YCrCb / Lab round trip on 8-bit levels; see `tf_histeq.clahe`).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes

@@ -35,7 +35,7 @@ class HistogramMatching(Equalizer):
         value_range: `(low, high)` of the pixel values; defaults as in
             `tf_histeq.match_histograms` (uint8 `(0, 255)`, uint16 `(0, 65535)`,
             float `(0, 255)`).
-        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16).
+        bins: Number of histogram bins; defaults as in `tf_histeq.match_histograms`.
         channels: `"per_channel"` or `"joint"` (one histogram over all channels).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
