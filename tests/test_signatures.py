@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import inspect
 import pathlib
 import re
@@ -363,6 +364,10 @@ def _xla_constant(name: str):
     return getattr(_xla, name)
 
 
+def _cli_constant(module: str, name: str):
+    return getattr(importlib.import_module(f"tf_histeq.cli.{module}"), name)
+
+
 # (files, a pattern whose groups state the constant, how the groups read, the constant's name, its value)
 PROSE = [
     (
@@ -385,6 +390,27 @@ PROSE = [
         lambda low, high: (float(low), float(high)),
         "RANDOM_CLIP_LIMIT",
         lambda: _options.RANDOM_CLIP_LIMIT,
+    ),
+    (
+        ("README.md",),
+        r"(\d+)\.\.(\d+) by default",
+        lambda low, high: (float(low), float(high)),
+        "RANDOM_CLIP_LIMIT",
+        lambda: _options.RANDOM_CLIP_LIMIT,
+    ),
+    (
+        ("README.md",),
+        r"`--jpeg-quality (\d+)`",
+        lambda q: int(q),
+        "DEFAULT_JPEG_QUALITY",
+        lambda: _cli_constant("app", "DEFAULT_JPEG_QUALITY"),
+    ),
+    (
+        ("README.md",),
+        r"`--png-compression 0\.\.9`, default (\d+)",
+        lambda n: int(n),
+        "PNG_COMPRESSION",
+        lambda: _cli_constant("files", "PNG_COMPRESSION"),
     ),
     (
         ("tf_histeq/layers/_random.py",),

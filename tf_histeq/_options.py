@@ -357,13 +357,12 @@ def check_option(op: str, name: str, value: Any) -> Any:
 
 
 def arguments(op: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
-    """The keywords of `op` (and of every way in) found in `namespace`, in signature order.
+    """The keywords of `op` found in `namespace`, in signature order (not those of `WAY_IN_KEYWORDS`).
 
     A layer's `__init__` passes its `locals()`, so its body need not spell out
     the keywords that its signature lists.
     """
-    names = (*OP_KEYWORDS[op], *WAY_IN_KEYWORDS)
-    return {name: namespace[name] for name in names if name in namespace}
+    return {name: namespace[name] for name in OP_KEYWORDS[op] if name in namespace}
 
 
 def resolve(op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

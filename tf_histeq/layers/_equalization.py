@@ -89,7 +89,7 @@ class HistogramEqualization(Equalizer):
         # The function's own validators, run now: a bad config fails when the
         # model is built, not in the first batch. The keywords come from the
         # signature (held to the schema by tests/test_signatures.py).
-        self._configure(**_options.arguments(self._OP, locals()))
+        self._configure(jit_compile=jit_compile, **_options.arguments(self._OP, locals()))
 
 
 @keras.saving.register_keras_serializable(package="tf_histeq")
@@ -165,4 +165,4 @@ class CLAHE(Equalizer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._configure(**_options.arguments(self._OP, locals()))
+        self._configure(jit_compile=jit_compile, **_options.arguments(self._OP, locals()))

@@ -98,7 +98,7 @@ class HistogramMatching(Equalizer):
     ):
         super().__init__(**kwargs)
         options = _options.arguments(self._OP, locals())
-        del options["reference"], options["reference_mask"], options["jit_compile"]  # state (set below), not config
+        del options["reference"], options["reference_mask"]  # state (weights, set below), not config
         self._configure(**options)
         self.jit_compile = _xla.check_jit_compile(jit_compile)
         self.reference_counts = None

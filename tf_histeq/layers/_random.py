@@ -260,9 +260,9 @@ class RandomCLAHE(_RandomEqualizer):
     ):
         super().__init__(factor=factor, seed=seed, **kwargs)
         clip_range = _options.check_clip_range(clip_limit)
-        self._configure(
-            tile_grid_size=tile_grid_size, value_range=value_range, bins=bins, channels=channels, alpha=alpha
-        )
+        options = _options.arguments(self._OP, locals())  # the keywords of the signature
+        del options["clip_limit"]
+        self._configure(**options)
         del self._op_kwargs["clip_limit"]  # drawn per image
         self.clip_limit = self._clip_range = clip_range
 
@@ -331,4 +331,4 @@ class RandomEqualization(_RandomEqualizer):
         **kwargs,
     ):
         super().__init__(factor=factor, seed=seed, **kwargs)
-        self._configure(value_range=value_range, bins=bins, method=method, channels=channels, alpha=alpha)
+        self._configure(**_options.arguments(self._OP, locals()))  # the keywords of the signature
