@@ -1,7 +1,8 @@
 # Type stub of the lazy top-level package: `tf_histeq/__init__.py` loads these
 # names on first use (so that `import tf_histeq` stays light); editors and type
-# checkers read their signatures here. tests/test_api.py holds every signature
-# below to the real function's (names, kinds and defaults), so the two cannot drift.
+# checkers read their signatures here. tests/test_typing.py holds every signature
+# below to the real function's (names, kinds and defaults), and tests/test_signatures.py
+# the ops' to the schema in `tf_histeq._options`, so they cannot drift.
 from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeAlias
 

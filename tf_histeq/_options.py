@@ -16,6 +16,7 @@ nothing inside `tf.function`, XLA or `tf.data`. Messages follow one grammar::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -224,51 +225,157 @@ def check_seed(value: Any, *, name: str = "seed", optional: bool = True) -> int 
 
 
 # --------------------------------------------------------------------------- the ops' schema
+#
+# The one source of the ops' keyword arguments. A new keyword is an entry in
+# `KEYWORDS` (default, check, command-line flag), its name in its op's row of
+# `OP_KEYWORDS`, and the keyword in the op's signature. The rest follows: the
+# validation of every way in (`resolve`), the layers' configs, the map
+# functions' and the NumPy function's accepted keywords, the command-line
+# flags. The signatures written out for editors (the layers' `__init__`,
+# `histogram_equalization`, the stub) are held to this schema by
+# tests/test_signatures.py, which names the way in and the keyword that disagree.
 
-# Keyword arguments of each op, in signature order (after `images`), with their defaults.
-OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "equalize_hist": {
-        "value_range": None,
-        "bins": None,
-        "method": METHOD,
-        "channels": CHANNEL_MODE,
-        "alpha": ALPHA,
-        "mask": None,
-    },
-    "clahe": {
-        "clip_limit": CLIP_LIMIT,
-        "tile_grid_size": TILE_GRID_SIZE,
-        "value_range": None,
-        "bins": None,
-        "channels": CHANNEL_MODE,
-        "alpha": ALPHA,
-        "mask": None,
-    },
-    # `reference` is required by the function; None here lets the layer take it later (`adapt`).
-    "match_histograms": {
-        "reference": None,
-        "value_range": None,
-        "bins": None,
-        "channels": CHANNEL_MODE,
-        "alpha": ALPHA,
-        "mask": None,
-        "reference_mask": None,
-    },
-}
-OP_NAMES = tuple(OP_DEFAULTS)
+
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """How a keyword appears on the `tf-histeq` command line (`--value-range` for `value_range`).
+
+    Attributes:
+        help: The help text. `{default}` stands for the default as it is typed
+            on the command line, `{done}` for the op's past participle
+            ("equalized", "matched").
+        type: Converts one word of the command line (None: a string).
+        nargs: Number of words (None: one).
+        metavar: The placeholder(s) shown in the usage line.
+        words: The words the flag accepts and the values they stand for, where
+            they differ from the values (`--alpha true` for `alpha=True`).
+        required: Whether the command needs the flag.
+    """
+
+    help: str
+    type: Callable[[str], Any] | None = None
+    nargs: int | None = None
+    metavar: str | tuple[str, ...] | None = None
+    words: Mapping[str, Any] | None = None
+    required: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Keyword:
+    """One keyword argument of the ops, as every way in takes it.
+
+    Attributes:
+        default: Its default in the functions, the layers, the map functions,
+            the NumPy function and on the command line.
+        check: `check(op, value)` validates a value and returns it normalized
+            (None: passed through as it is).
+        choices: The accepted values: a tuple for every op, or a dict of them per op.
+        flag: Its command-line flag, or None where the command line has none.
+        positional: A positional argument after the images (`reference`): required
+            by the op, optional in the layer (which learns it later with `adapt`).
+    """
+
+    default: Any
+    check: Callable[[str, Any], Any] | None = None
+    choices: tuple | Mapping[str, tuple] | None = None
+    flag: Flag | None = None
+    positional: bool = False
+
+    def choices_for(self, op: str) -> tuple | None:
+        """The values `op` accepts, or None where any value may be checked by `check`."""
+        return self.choices.get(op) if isinstance(self.choices, Mapping) else self.choices
+
+
 CHANNEL_CHOICES = {"equalize_hist": CHANNELS, "clahe": CLAHE_CHANNELS, "match_histograms": MATCH_CHANNELS}
 
-_CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "value_range": lambda op, v: check_value_range(v),
-    "bins": lambda op, v: check_bins(v),
-    "method": lambda op, v: check_choice(v, name="method", choices=METHODS),
-    "channels": lambda op, v: check_choice(v, name="channels", choices=CHANNEL_CHOICES[op]),
-    "clip_limit": lambda op, v: check_clip_limit(v),
-    "tile_grid_size": lambda op, v: check_grid(v),
-    "alpha": lambda op, v: check_alpha(v),
-    "reference": lambda op, v: _reference().check_reference(v),
-    "reference_mask": lambda op, v: None if v is None else _reference().FrozenArray(v),
+KEYWORDS: dict[str, Keyword] = {
+    "clip_limit": Keyword(
+        CLIP_LIMIT,
+        lambda op, v: check_clip_limit(v),
+        flag=Flag("OpenCV units; <= 0 disables clipping (default {default})", type=float, metavar="C"),
+    ),
+    "tile_grid_size": Keyword(
+        TILE_GRID_SIZE,
+        lambda op, v: check_grid(v),
+        flag=Flag(
+            "tiles as rows cols (default {default}; OpenCV's tileGridSize is cols, rows)",
+            type=int,
+            nargs=2,
+            metavar=("ROWS", "COLS"),
+        ),
+    ),
+    "reference": Keyword(
+        None,
+        lambda op, v: _reference().check_reference(v),
+        positional=True,
+        flag=Flag(
+            "an image file (its histogram), or a folder: the histogram of all its images pooled per channel "
+            "(tf_histeq.reference_histogram; with --recursive, its subfolders' too). One bit depth; 1 channel "
+            "(used for every channel) or the inputs' number of colour channels. Never inside the output folder",
+            metavar="FILE_OR_DIR",
+            required=True,
+        ),
+    ),
+    "value_range": Keyword(
+        None,
+        lambda op, v: check_value_range(v),
+        flag=Flag(
+            "pixel value range (default: the dtype's, 0 255 for 8-bit and 0 65535 for 16-bit images)",
+            type=float,
+            nargs=2,
+            metavar=("LOW", "HIGH"),
+        ),
+    ),
+    "bins": Keyword(
+        None,
+        lambda op, v: check_bins(v),
+        flag=Flag("histogram bins (default: one per level, 256 or 65536)", type=int, metavar="N"),
+    ),
+    "method": Keyword(
+        METHOD,
+        choices=METHODS,
+        flag=Flag("LUT formula: opencv (cv2.equalizeHist) or pil (PIL.ImageOps.equalize) (default {default})"),
+    ),
+    "channels": Keyword(CHANNEL_MODE, choices=CHANNEL_CHOICES, flag=Flag("default {default}")),
+    "alpha": Keyword(
+        ALPHA,
+        lambda op, v: check_alpha(v),
+        flag=Flag(
+            "is the last channel alpha, passed through unchanged? auto: the last of 2 or 4 channels (gray + "
+            "alpha, RGBA); true: the last channel whatever the count; false: no alpha, every channel is {done} "
+            "(e.g. RGB + near infrared) (default {default})",
+            words={str(choice).lower(): choice for choice in ALPHA_CHOICES},
+        ),
+    ),
+    "mask": Keyword(None),
+    "reference_mask": Keyword(None, lambda op, v: None if v is None else _reference().FrozenArray(v)),
 }
+
+# Each op's keyword arguments, in signature order (after `images`).
+OP_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "equalize_hist": ("value_range", "bins", "method", "channels", "alpha", "mask"),
+    "clahe": ("clip_limit", "tile_grid_size", "value_range", "bins", "channels", "alpha", "mask"),
+    "match_histograms": ("reference", "value_range", "bins", "channels", "alpha", "mask", "reference_mask"),
+}
+OP_NAMES = tuple(OP_KEYWORDS)
+# The defaults of each op's keywords. `reference` is required by the function; None
+# here lets the layer take it later (`adapt`).
+OP_DEFAULTS: dict[str, dict[str, Any]] = {
+    op: {name: KEYWORDS[name].default for name in names} for op, names in OP_KEYWORDS.items()
+}
+
+# What every way in takes besides the op's keywords, after them: how the op runs.
+# `check_jit_compile` lives with the runner, in `tf_histeq._xla`. No flag yet: the
+# command line gets `--jit-compile` when its pipeline takes the option.
+JIT_COMPILE = "auto"
+WAY_IN_KEYWORDS: dict[str, Keyword] = {"jit_compile": Keyword(JIT_COMPILE)}
+
+# The random ways in (`tf_histeq.layers.RandomCLAHE` and `RandomEqualization`,
+# `tf_histeq.data.random_map_fn`): the ops they draw, and their own keywords, after
+# the op's (the default of `factor` is `RANDOM_FACTOR[op]`); `RANDOM_CLIP_LIMIT`
+# replaces the default `clip_limit`.
+RANDOM_OPS = tuple(op for op in OP_NAMES if op in RANDOM_FACTOR)
+RANDOM_KEYWORDS = ("factor", "seed")
 
 
 def _reference():
@@ -280,8 +387,20 @@ def _reference():
 
 def check_option(op: str, name: str, value: Any) -> Any:
     """Validate and normalize one keyword argument of `op` (`mask` passes through)."""
-    check = _CHECKS.get(name)
-    return value if check is None else check(op, value)
+    keyword = KEYWORDS[name]
+    choices = keyword.choices_for(op)
+    if choices is not None:
+        return check_choice(value, name=name, choices=choices)
+    return value if keyword.check is None else keyword.check(op, value)
+
+
+def arguments(op: str, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The keywords of `op` found in `namespace`, in signature order (not those of `WAY_IN_KEYWORDS`).
+
+    A layer's `__init__` passes its `locals()`, so its body need not spell out
+    the keywords that its signature lists.
+    """
+    return {name: namespace[name] for name in OP_KEYWORDS[op] if name in namespace}
 
 
 def resolve(op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -196,7 +196,7 @@ def random_map_fn(
         >>> [image[0, :3].tolist() for _, image in sorted(keyed.as_numpy_iterator(), key=lambda e: e[0])]
         [[102, 104, 106], [103, 106, 109], [103, 106, 109], [104, 108, 112]]
     """
-    op = _options.check_choice(op, name="op", choices=("equalize_hist", "clahe"))
+    op = _options.check_choice(op, name="op", choices=_options.RANDOM_OPS)
     seed = _options.check_seed(seed, optional=False)
     factor = _options.check_probability(_options.RANDOM_FACTOR[op] if factor is None else factor)
     clip_limit = None

@@ -42,11 +42,11 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _compat
+from tf_histeq import _compat, _options
 from tf_histeq._options import fail
 
 # The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
-_OP_SCOPES = ("equalize_hist", "clahe", "match_histograms")
+_OP_SCOPES = _options.OP_NAMES
 # Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
 _TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
 

@@ -105,11 +105,9 @@ def histogram_equalization(
         >>> histogram_equalization(image)[..., 0]  # level 1 -> 42.5 -> 42: ties round to even
         array([[  0.,  42., 255., 255., 255., 255., 255.]], dtype=float32)
     """
-    checked = _options.resolve(
-        "equalize_hist",
-        {"value_range": value_range, "bins": bins, "method": method, "channels": channels, "alpha": alpha},
-    )
-    return _run("equalize_hist", checked, image, _as_mask(mask))
+    options = _options.arguments("equalize_hist", locals())  # the keywords of the signature
+    mask = options.pop("mask")
+    return _run("equalize_hist", _options.resolve("equalize_hist", options, exclude=("mask",)), image, _as_mask(mask))
 
 
 def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable[[np.ndarray], np.ndarray]:

@@ -18,7 +18,7 @@ from tf_histeq.cli.terminal import PROG
 DEMO_DIR = "tf_histeq_demo"
 DEFAULT_JPEG_QUALITY = 95
 # The words of --alpha, and the values of the ops' `alpha` argument they stand for.
-ALPHA_WORDS = {str(choice).lower(): choice for choice in _options.ALPHA_CHOICES}
+ALPHA_WORDS = _options.KEYWORDS["alpha"].flag.words
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,30 +66,80 @@ def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_image_arguments(parser: argparse.ArgumentParser, op: str) -> None:
+def _shown(value) -> str:
+    """A default as it is typed on the command line: `8 8` for `(8, 8)`, `2` for 2.0, `auto` for "auto"."""
+    if isinstance(value, (tuple, list)):
+        return " ".join(_shown(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _add_op_arguments(parser: argparse.ArgumentParser, op: str) -> None:
+    """One flag per keyword of `op` that has one, in signature order, from the schema in `tf_histeq._options`."""
     done = "matched" if op == "match_histograms" else "equalized"
-    parser.add_argument(
-        "--value-range",
-        nargs=2,
-        type=float,
-        metavar=("LOW", "HIGH"),
-        help="pixel value range (default: the dtype's, 0 255 for 8-bit and 0 65535 for 16-bit images)",
-    )
-    parser.add_argument("--bins", type=int, metavar="N", help="histogram bins (default: one per level, 256 or 65536)")
-    parser.add_argument(
-        "--channels",
-        default=_options.CHANNEL_MODE,
-        choices=_options.CHANNEL_CHOICES[op],
-        help=f"default {_options.CHANNEL_MODE}",
-    )
-    parser.add_argument(
-        "--alpha",
-        default=str(_options.ALPHA).lower(),
-        choices=tuple(ALPHA_WORDS),
-        help="is the last channel alpha, passed through unchanged? auto: the last of 2 or 4 channels (gray + "
-        f"alpha, RGBA); true: the last channel whatever the count; false: no alpha, every channel is {done} "
-        f"(e.g. RGB + near infrared) (default {_options.ALPHA})",
-    )
+    for name in _options.OP_KEYWORDS[op]:
+        keyword = _options.KEYWORDS[name]
+        flag = keyword.flag
+        if flag is None:
+            continue
+        options: dict = {"help": flag.help.format(default=_shown(keyword.default), done=done)}
+        if flag.required:
+            options["required"] = True
+        elif keyword.default is not None:
+            default = keyword.default
+            options["default"] = _shown(default) if flag.words else default
+        choices = tuple(flag.words) if flag.words else keyword.choices_for(op)
+        if choices is not None:
+            options["choices"] = choices
+        for field in ("type", "nargs", "metavar"):
+            if getattr(flag, field) is not None:
+                options[field] = getattr(flag, field)
+        parser.add_argument("--" + name.replace("_", "-"), **options)
+
+
+def op_arguments(args: argparse.Namespace) -> dict:
+    """The op's keyword arguments from parsed command-line arguments (the positional `reference` left out).
+
+    Words stand for their values (`--alpha true` for `alpha=True`), pairs are tuples.
+    """
+    kwargs = {}
+    for name in _options.OP_KEYWORDS[args.op]:
+        keyword = _options.KEYWORDS[name]
+        if keyword.flag is None or keyword.positional:
+            continue
+        value = getattr(args, name)
+        if keyword.flag.words:
+            value = keyword.flag.words[value]
+        kwargs[name] = tuple(value) if isinstance(value, list) else value
+    return kwargs
+
+
+# The subcommand of each op: its name, aliases, help line and description.
+_COMMANDS = {
+    "equalize_hist": (
+        "equalize",
+        ["equalize_hist"],
+        "global histogram equalization (tf_histeq.equalize_hist) of image files",
+        "Equalize the histogram of each image (per image and channel), as tf_histeq.equalize_hist.",
+    ),
+    "clahe": (
+        "clahe",
+        [],
+        "contrast limited adaptive histogram equalization (tf_histeq.clahe) of image files",
+        "CLAHE of each image (per image and channel), as tf_histeq.clahe.",
+    ),
+    "match_histograms": (
+        "match",
+        ["match_histograms"],
+        "histogram matching (tf_histeq.match_histograms) of image files to a reference image or folder",
+        "Map each image (per image and channel) so that its histogram matches the reference's, as "
+        "tf_histeq.match_histograms (scikit-image's algorithm, bit-exact). The reference is read as the inputs "
+        "are: the same decoders, bit depth, --value-range, --bins and --alpha. A reference that cannot be read, "
+        "or that fits none of the inputs, stops the run before anything is written (exit 2); an input whose bit "
+        "depth or channels do not fit it fails alone (exit 1).",
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,68 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default=DEMO_DIR, metavar="DIR", help=f"output folder (default ./{DEMO_DIR})")
     demo.set_defaults(parser=demo)
 
-    equalize = sub.add_parser(
-        "equalize",
-        aliases=["equalize_hist"],
-        help="global histogram equalization (tf_histeq.equalize_hist) of image files",
-        description="Equalize the histogram of each image (per image and channel), as tf_histeq.equalize_hist.",
-    )
-    _add_io_arguments(equalize)
-    _add_image_arguments(equalize, "equalize_hist")
-    equalize.add_argument(
-        "--method",
-        default=_options.METHOD,
-        choices=_options.METHODS,
-        help=f"LUT formula: opencv (cv2.equalizeHist) or pil (PIL.ImageOps.equalize) (default {_options.METHOD})",
-    )
-    equalize.set_defaults(op="equalize_hist", parser=equalize)
-
-    clahe = sub.add_parser(
-        "clahe",
-        help="contrast limited adaptive histogram equalization (tf_histeq.clahe) of image files",
-        description="CLAHE of each image (per image and channel), as tf_histeq.clahe.",
-    )
-    _add_io_arguments(clahe)
-    clahe.add_argument(
-        "--clip-limit",
-        type=float,
-        default=_options.CLIP_LIMIT,
-        metavar="C",
-        help=f"OpenCV units; <= 0 disables clipping (default {_options.CLIP_LIMIT:g})",
-    )
-    rows, cols = _options.TILE_GRID_SIZE
-    clahe.add_argument(
-        "--tile-grid-size",
-        nargs=2,
-        type=int,
-        default=_options.TILE_GRID_SIZE,
-        metavar=("ROWS", "COLS"),
-        help=f"tiles as rows cols (default {rows} {cols}; OpenCV's tileGridSize is cols, rows)",
-    )
-    _add_image_arguments(clahe, "clahe")
-    clahe.set_defaults(op="clahe", parser=clahe)
-
-    match = sub.add_parser(
-        "match",
-        aliases=["match_histograms"],
-        help="histogram matching (tf_histeq.match_histograms) of image files to a reference image or folder",
-        description="Map each image (per image and channel) so that its histogram matches the reference's, as "
-        "tf_histeq.match_histograms (scikit-image's algorithm, bit-exact). The reference is read as the inputs "
-        "are: the same decoders, bit depth, --value-range, --bins and --alpha. A reference that cannot be read, "
-        "or that fits none of the inputs, stops the run before anything is written (exit 2); an input whose bit "
-        "depth or channels do not fit it fails alone (exit 1).",
-    )
-    _add_io_arguments(match)
-    match.add_argument(
-        "--reference",
-        required=True,
-        metavar="FILE_OR_DIR",
-        help="an image file (its histogram), or a folder: the histogram of all its images pooled per channel "
-        "(tf_histeq.reference_histogram; with --recursive, its subfolders' too). One bit depth; 1 channel (used "
-        "for every channel) or the inputs' number of colour channels. Never inside the output folder",
-    )
-    _add_image_arguments(match, "match_histograms")
-    match.set_defaults(op="match_histograms", parser=match)
+    for op in _options.OP_NAMES:
+        name, aliases, help_line, description = _COMMANDS[op]
+        command = sub.add_parser(name, aliases=aliases, help=help_line, description=description)
+        _add_io_arguments(command)
+        _add_op_arguments(command, op)
+        command.set_defaults(op=op, parser=command)
 
     # Listed for --help only: `main` hands `bench ARGS` to tf_histeq.bench, whose parser owns its options.
     sub.add_parser(

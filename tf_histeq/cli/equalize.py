@@ -15,7 +15,7 @@ import time
 
 from tf_histeq import _options
 from tf_histeq.cli import files, listing, match, pipeline, runtime, service, writing
-from tf_histeq.cli.app import ALPHA_WORDS
+from tf_histeq.cli.app import op_arguments
 from tf_histeq.cli.files import Job, UsageError
 from tf_histeq.cli.listing import shown
 from tf_histeq.cli.runtime import tf
@@ -37,18 +37,9 @@ def op_kwargs(args) -> dict:
     Raises:
         UsageError: With the op's own message, if an option has a bad value.
     """
-    options = {
-        "value_range": None if args.value_range is None else tuple(args.value_range),
-        "bins": args.bins,
-        "channels": args.channels,
-        "alpha": ALPHA_WORDS[args.alpha],
-    }
-    if args.op == "clahe":
-        options.update(clip_limit=args.clip_limit, tile_grid_size=tuple(args.tile_grid_size))
-    elif args.op == "equalize_hist":
-        options["method"] = args.method
+    options = op_arguments(args)
     try:
-        kwargs = _options.resolve(args.op, options, exclude=("mask", "reference", "reference_mask"))
+        kwargs = _options.resolve(args.op, options, exclude=tuple(set(_options.OP_KEYWORDS[args.op]) - set(options)))
         if not 0 <= args.jpeg_quality <= 100:
             _options.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
         if not 0 <= args.png_compression <= 9:

@@ -23,7 +23,7 @@ class HistogramEqualization(Equalizer):
             `(0, 255)`, uint16 `(0, 65535)`, int16 `(-32768, 32767)`, float
             `(0, 255)` (the Keras convention). Values outside it are clipped.
         bins: Number of histogram bins; defaults as in `tf_histeq.equalize_hist`
-            (256 for uint8 and float, 65536 for uint16 and int16).
+            (one per level of the input dtype, 256 for floats).
         method: `"opencv"` (`cv2.equalizeHist`) or `"pil"` (`PIL.ImageOps.equalize`).
         channels: `"per_channel"`, `"joint"`, or `"luminance"` / `"lab"` (RGB:
             OpenCV's YCrCb / Lab round trip on 8-bit levels; see
@@ -87,10 +87,9 @@ class HistogramEqualization(Equalizer):
     ):
         super().__init__(**kwargs)
         # The function's own validators, run now: a bad config fails when the
-        # model is built, not in the first batch.
-        self._configure(
-            value_range=value_range, bins=bins, method=method, channels=channels, alpha=alpha, jit_compile=jit_compile
-        )
+        # model is built, not in the first batch. The keywords come from the
+        # signature (held to the schema by tests/test_signatures.py).
+        self._configure(jit_compile=jit_compile, **_options.arguments(self._OP, locals()))
 
 
 @keras.saving.register_keras_serializable(package="tf_histeq")
@@ -109,7 +108,7 @@ class CLAHE(Equalizer):
         value_range: `(low, high)` of the pixel values; defaults as in
             `tf_histeq.clahe` (uint8 `(0, 255)`, uint16 `(0, 65535)`, int16
             `(-32768, 32767)`, float `(0, 255)`).
-        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16 and int16).
+        bins: Number of histogram bins; defaults as in `tf_histeq.clahe`.
         channels: `"per_channel"`, `"luminance"` or `"lab"` (RGB: OpenCV's
             YCrCb / Lab round trip on 8-bit levels; see `tf_histeq.clahe`).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
@@ -166,12 +165,4 @@ class CLAHE(Equalizer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._configure(
-            clip_limit=clip_limit,
-            tile_grid_size=tile_grid_size,
-            value_range=value_range,
-            bins=bins,
-            channels=channels,
-            alpha=alpha,
-            jit_compile=jit_compile,
-        )
+        self._configure(jit_compile=jit_compile, **_options.arguments(self._OP, locals()))

@@ -38,7 +38,7 @@ class HistogramMatching(Equalizer):
         value_range: `(low, high)` of the pixel values; defaults as in
             `tf_histeq.match_histograms` (uint8 `(0, 255)`, uint16 `(0, 65535)`,
             int16 `(-32768, 32767)`, float `(0, 255)`).
-        bins: Number of histogram bins (256 for uint8 and float, 65536 for uint16 and int16).
+        bins: Number of histogram bins; defaults as in `tf_histeq.match_histograms`.
         channels: `"per_channel"` or `"joint"` (one histogram over all channels).
         alpha: `"auto"` (the last of 2 or 4 channels is alpha and passes
             through), True (the last channel is alpha) or False (no alpha).
@@ -100,7 +100,9 @@ class HistogramMatching(Equalizer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._configure(value_range=value_range, bins=bins, channels=channels, alpha=alpha)
+        options = _options.arguments(self._OP, locals())
+        del options["reference"], options["reference_mask"]  # state (weights, set below), not config
+        self._configure(**options)
         self.jit_compile = _xla.check_jit_compile(jit_compile)
         self.reference_counts = None
         self._reference_range = None

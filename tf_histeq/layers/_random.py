@@ -197,11 +197,11 @@ class RandomCLAHE(_RandomEqualizer):
         clip_limit: A clip limit >= 0 in OpenCV units, or a `(min, max)` range
             to draw each image's limit from (default `(1.0, 4.0)`).
         tile_grid_size: Number of tiles as `(rows, cols)`.
-        factor: Probability that an image is transformed (default 1.0: all).
         value_range: `(low, high)` of the pixel values, as in `tf_histeq.clahe`.
         bins: Number of histogram bins, as in `tf_histeq.clahe`.
         channels: `"per_channel"`, `"luminance"` or `"lab"`, as in `tf_histeq.clahe`.
         alpha: `"auto"`, True or False, as in `tf_histeq.clahe`.
+        factor: Probability that an image is transformed (default 1.0: all).
         seed: An int for reproducible draws, or None.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
@@ -250,19 +250,19 @@ class RandomCLAHE(_RandomEqualizer):
         *,
         clip_limit=_options.RANDOM_CLIP_LIMIT,
         tile_grid_size=_options.TILE_GRID_SIZE,
-        factor=_options.RANDOM_FACTOR["clahe"],
         value_range=None,
         bins=None,
         channels=_options.CHANNEL_MODE,
         alpha=_options.ALPHA,
+        factor=_options.RANDOM_FACTOR["clahe"],
         seed=None,
         **kwargs,
     ):
         super().__init__(factor=factor, seed=seed, **kwargs)
         clip_range = _options.check_clip_range(clip_limit)
-        self._configure(
-            tile_grid_size=tile_grid_size, value_range=value_range, bins=bins, channels=channels, alpha=alpha
-        )
+        options = _options.arguments(self._OP, locals())  # the keywords of the signature
+        del options["clip_limit"]
+        self._configure(**options)
         del self._op_kwargs["clip_limit"]  # drawn per image
         self.clip_limit = self._clip_range = clip_range
 
@@ -283,13 +283,13 @@ class RandomEqualization(_RandomEqualizer):
     docstring for the contract.
 
     Args:
-        factor: Probability that an image is equalized (default 0.5).
-        method: `"opencv"` or `"pil"`, as in `tf_histeq.equalize_hist`.
         value_range: `(low, high)` of the pixel values, as in `tf_histeq.equalize_hist`.
         bins: Number of histogram bins, as in `tf_histeq.equalize_hist`.
+        method: `"opencv"` or `"pil"`, as in `tf_histeq.equalize_hist`.
         channels: `"per_channel"`, `"luminance"`, `"joint"` or `"lab"`, as in
             `tf_histeq.equalize_hist`.
         alpha: `"auto"`, True or False, as in `tf_histeq.equalize_hist`.
+        factor: Probability that an image is equalized (default 0.5).
         seed: An int for reproducible draws, or None.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
@@ -321,14 +321,14 @@ class RandomEqualization(_RandomEqualizer):
     def __init__(
         self,
         *,
-        factor=_options.RANDOM_FACTOR["equalize_hist"],
-        method=_options.METHOD,
         value_range=None,
         bins=None,
+        method=_options.METHOD,
         channels=_options.CHANNEL_MODE,
         alpha=_options.ALPHA,
+        factor=_options.RANDOM_FACTOR["equalize_hist"],
         seed=None,
         **kwargs,
     ):
         super().__init__(factor=factor, seed=seed, **kwargs)
-        self._configure(value_range=value_range, bins=bins, method=method, channels=channels, alpha=alpha)
+        self._configure(**_options.arguments(self._OP, locals()))  # the keywords of the signature
