@@ -182,11 +182,11 @@ def fail_misfits(tf, reference: Reference, kwargs: dict, todo: list[Job]) -> Non
 
 def _refusal(tf, histogram, kwargs: dict, is16: bool, channels: int) -> str | None:
     """Why `match_histograms` refuses `histogram` for images of this bit depth and channel count, or None."""
-    from tf_histeq import _convert, _matching, ops
+    from tf_histeq import _convert, _matching, _planes
 
     dtype = tf.uint16 if is16 else tf.uint8
     try:
-        has_alpha = ops._has_alpha(kwargs["alpha"], channels)
+        has_alpha = _planes.has_alpha(kwargs["alpha"], channels)
     except ValueError:  # --alpha true on one channel: the pipeline reports that, whatever the reference
         return None
     spec = _convert.level_spec(dtype, kwargs["value_range"], kwargs["bins"])
