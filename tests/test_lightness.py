@@ -109,6 +109,26 @@ def test_lab_is_refused_for_levels_that_are_not_8_bit_and_luminance_keeps_its_de
 
 
 @pytest.mark.slow
+def test_wider_images_read_as_8_bit_levels_keep_alpha_and_masks():
+    """uint16 RGBA with bins=256: the 8-bit round trip on the top bytes, alpha as given, an empty image unchanged."""
+    image16 = _images.batch(2, (16, 20, 4), np.uint16)
+    mask = np.stack([np.zeros((16, 20), bool), _images.xray_mask((16, 20))])
+    top = (image16 >> 8).astype(np.uint8)
+    for space in SPACES:
+        out = tf_histeq.equalize_hist(image16, channels=space, bins=256, mask=mask).numpy()
+        expected = tf_histeq.equalize_hist(top[1:], channels=space, mask=mask[1:]).numpy().astype(np.uint16) * 257
+        expected[..., 3] = image16[1, ..., 3]
+        assert_same_pixels(out[1:], expected, f"{space}: masked image")
+        assert_same_pixels(out[0], image16[0], f"{space}: empty mask")
+
+
+def test_every_channels_mode_has_an_entry_in_the_wrapper():
+    from tf_histeq import _options, _planes
+
+    assert set(_planes.MODES) == set(_options.CHANNELS)
+    assert all(set(choices) <= set(_planes.MODES) for choices in _options.CHANNEL_CHOICES.values())
+
+
 def test_a_model_with_both_modes_exports_with_the_pixels_of_predict():
     """HistogramEqualization(lab) and CLAHE(luminance) on uint8 RGB, through to_tflite and to_onnx: 0 values differ."""
     onnxruntime = pytest.importorskip("onnxruntime")

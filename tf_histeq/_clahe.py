@@ -57,9 +57,11 @@ materialized first (`_histogram.materialize`).
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clip_count, _histogram
+from tf_histeq import _clip_count, _histogram, _options
+from tf_histeq._options import fail
 
 # Tables with at most this many levels hold the four corner values of a pixel's
 # interpolation in one int32 (8 bits each), so a pixel needs one gather, not four.
@@ -388,3 +390,43 @@ def _interpolate(levels: tf.Tensor, luts: tf.Tensor, g: _Geometry, bins: int) ->
     res = _rounded(upper * ya1, zero) + _rounded(lower * ya, zero)
     out = tf.clip_by_value(tf.round(res), 0.0, bins - 1.0)  # tf.round is half to even, like cvRound
     return tf.cast(out, tf.int32)
+
+
+def check_clip_limits(clip_limit, images: tf.Tensor) -> float | tf.Tensor:
+    """`clahe`'s `clip_limit` for `images`: a checked float, or a float tensor of per-image limits."""
+    if isinstance(clip_limit, (list, tuple)):
+        fail(
+            TypeError,
+            "clip_limit",
+            "be a number, or a float tensor or NumPy array of shape (N,) with one limit per image",
+            clip_limit,
+            hint="to sample limits from a (min, max) range, use tf_histeq.layers.RandomCLAHE or "
+            "tf_histeq.data.random_map_fn; for per-image limits pass np.asarray(...).",
+        )
+    if not (tf.is_tensor(clip_limit) or (isinstance(clip_limit, np.ndarray) and clip_limit.ndim)):
+        return _options.check_clip_limit(clip_limit)
+    limits = tf.convert_to_tensor(clip_limit)
+    if not limits.dtype.is_floating:
+        fail(TypeError, "clip_limit.dtype", "be a float dtype for per-image limits", limits.dtype.name)
+    if limits.shape.rank is None or limits.shape.rank > 1:
+        shape = None if limits.shape.rank is None else tuple(limits.shape)
+        fail(ValueError, "clip_limit.shape", "be () or (N,): one limit per image", shape)
+    count = images.shape[0] if images.shape.rank == 4 else 1
+    length = limits.shape[0] if limits.shape.rank == 1 else None
+    if length is not None and count is not None and length != count:
+        fail(
+            ValueError,
+            "clip_limit.shape",
+            f"be ({count},): one limit per image of images.shape={tuple(images.shape)}",
+            tuple(limits.shape),
+        )
+    if limits.shape.rank == 1 and (length is None or count is None):
+        # Known only when the graph runs (an unknown batch size or number of limits).
+        check = tf.debugging.assert_equal(
+            tf.size(limits),
+            tf.shape(images)[0] if images.shape.rank == 4 else 1,
+            message="`clip_limit` must have one limit per image (the first axis of `images`)",
+        )
+        with tf.control_dependencies([check]):
+            limits = tf.identity(limits)
+    return limits

@@ -1,10 +1,12 @@
 """The public operations: `equalize_hist`, `clahe` and `match_histograms`.
 
 Each function validates its Python arguments and static shapes at trace time
-(`_options`, `_convert`), turns the images into integer levels (`_convert`),
-runs a kernel on the levels (`_histogram`, `_clahe`, `_matching`) and turns the levels back
-into values of the input dtype. The defaults live in `_options`, which the
-layers, `tf_histeq.data`, the NumPy API and the command line share.
+(`_options`, `_convert`), builds its kernel (`_histogram`, `_clahe`, `_matching`:
+int32 levels `(N, H, W, P)` in, a `_planes.Mapping` out) and hands it to
+`_planes.run`, which does the rest for every op alike: layout, alpha, mask, NaN,
+the colour modes (`channels`), levels to values of the input dtype, and the
+gradient guard below. The defaults live in `_options`, which the layers,
+`tf_histeq.data`, the NumPy API and the command line share.
 
 Gradients: there are none. Every op maps quantized levels through tables
 built from counts, a piecewise-constant function of the pixels, so its true
@@ -21,28 +23,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clahe, _colour, _compat, _convert, _histogram, _matching, _options, _reference_counts
-from tf_histeq._options import fail
+from tf_histeq import _clahe, _convert, _histogram, _matching, _options, _planes, _reference_counts
+from tf_histeq._planes import Mapping
 from tf_histeq._reference import Histogram
-
-
-class _Tables(NamedTuple):
-    """Per-plane lookup tables from a global kernel, applied by `_run` in the output dtype."""
-
-    luts: tf.Tensor  # int32 (N, Q, bins) levels, or output values if `values`
-    keep: tf.Tensor  # bool (N, Q): return this plane unchanged
-    joint: bool  # one table for all planes of an image (Q == 1)
-    values: bool = False  # the tables hold output values (the input dtype), not levels
-
-
-# A kernel maps int32 levels (N, H, W, P) and an optional validity mask to either
-# output levels of the same shape or per-plane tables.
-_Kernel = Callable[[tf.Tensor, "tf.Tensor | None"], "tf.Tensor | _Tables"]
 
 
 def equalize_hist(
@@ -129,9 +115,9 @@ def equalize_hist(
 
         def kernel(levels, valid):
             luts, keep = build(_histogram.histograms(levels, spec.bins, valid, joint=joint))
-            return _Tables(luts, keep, joint)
+            return Mapping.from_tables(luts, keep, joint=joint)
 
-        return _run("equalize_hist", images, spec, channels, alpha, mask, kernel)
+        return _planes.run("equalize_hist", images, spec, channels, alpha, mask, kernel)
 
 
 def clahe(
@@ -236,16 +222,18 @@ def clahe(
     """
     with tf.name_scope("clahe"):
         images = _convert.as_images(images)
-        clip_limit = _clip_limits(clip_limit, images)
+        clip_limit = _clahe.check_clip_limits(clip_limit, images)
         grid = _options.check_grid(tile_grid_size)
         channels = _options.check_option("clahe", "channels", channels)
         alpha = _options.check_alpha(alpha)
         spec = _convert.level_spec(images.dtype, value_range, bins)
 
         def kernel(levels, valid):
-            return _clahe.clahe_levels(levels, bins=spec.bins, clip_limit=clip_limit, grid=grid, valid=valid)
+            return Mapping.from_levels(
+                _clahe.clahe_levels(levels, bins=spec.bins, clip_limit=clip_limit, grid=grid, valid=valid)
+            )
 
-        return _run("clahe", images, spec, channels, alpha, mask, kernel)
+        return _planes.run("clahe", images, spec, channels, alpha, mask, kernel)
 
 
 # No tensor-dependent Python control flow: AutoGraph, which `tf.function` applies to
@@ -357,7 +345,7 @@ def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask):
         channels = _options.check_option("match_histograms", "channels", channels)
         alpha = _options.check_alpha(alpha)
         spec = _convert.level_spec(images.dtype, value_range, bins)
-        has_alpha = _has_alpha(alpha, images.shape[-1] if images.shape.rank > 2 else 1)
+        has_alpha = _options.has_alpha(alpha, images.shape[-1] if images.shape.rank > 2 else 1)
         counts = ingest(images, spec, has_alpha).counts
         _reference_counts.check_selects_pixels(mask, images)
         joint = channels == "joint"
@@ -369,9 +357,9 @@ def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask):
             tables, keep = _matching.match_tables(
                 _histogram.histograms(levels, spec.bins, valid, joint=joint), counts, values
             )
-            return _Tables(_matching.to_dtype(tables, spec), keep, joint, values=True)
+            return Mapping.from_tables(_matching.to_dtype(tables, spec), keep, joint=joint, values=True)
 
-        return _run("match_histograms", images, spec, channels, alpha, mask, kernel)
+        return _planes.run("match_histograms", images, spec, channels, alpha, mask, kernel)
 
 
 def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALPHA, mask=None) -> Histogram:
@@ -417,172 +405,8 @@ def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALP
     """
     alpha = _options.check_alpha(alpha)
     return _reference_counts.pooled_histogram(
-        data, value_range=value_range, bins=bins, mask=mask, has_alpha=lambda n: _has_alpha(alpha, n)
+        data, value_range=value_range, bins=bins, mask=mask, has_alpha=lambda n: _options.has_alpha(alpha, n)
     )
 
 
 OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe, "match_histograms": match_histograms}
-
-
-def _clip_limits(clip_limit, images: tf.Tensor) -> float | tf.Tensor:
-    """`clahe`'s `clip_limit`: a checked float, or a float tensor of per-image limits."""
-    if isinstance(clip_limit, (list, tuple)):
-        fail(
-            TypeError,
-            "clip_limit",
-            "be a number, or a float tensor or NumPy array of shape (N,) with one limit per image",
-            clip_limit,
-            hint="to sample limits from a (min, max) range, use tf_histeq.layers.RandomCLAHE or "
-            "tf_histeq.data.random_map_fn; for per-image limits pass np.asarray(...).",
-        )
-    if not (tf.is_tensor(clip_limit) or (isinstance(clip_limit, np.ndarray) and clip_limit.ndim)):
-        return _options.check_clip_limit(clip_limit)
-    limits = tf.convert_to_tensor(clip_limit)
-    if not limits.dtype.is_floating:
-        fail(TypeError, "clip_limit.dtype", "be a float dtype for per-image limits", limits.dtype.name)
-    if limits.shape.rank is None or limits.shape.rank > 1:
-        shape = None if limits.shape.rank is None else tuple(limits.shape)
-        fail(ValueError, "clip_limit.shape", "be () or (N,): one limit per image", shape)
-    count = images.shape[0] if images.shape.rank == 4 else 1
-    length = limits.shape[0] if limits.shape.rank == 1 else None
-    if length is not None and count is not None and length != count:
-        fail(
-            ValueError,
-            "clip_limit.shape",
-            f"be ({count},): one limit per image of images.shape={tuple(images.shape)}",
-            tuple(limits.shape),
-        )
-    if limits.shape.rank == 1 and (length is None or count is None):
-        # Known only when the graph runs (an unknown batch size or number of limits).
-        check = tf.debugging.assert_equal(
-            tf.size(limits),
-            tf.shape(images)[0] if images.shape.rank == 4 else 1,
-            message="`clip_limit` must have one limit per image (the first axis of `images`)",
-        )
-        with tf.control_dependencies([check]):
-            limits = tf.identity(limits)
-    return limits
-
-
-def _run(
-    op: str,
-    images: tf.Tensor,
-    spec: _convert.LevelSpec,
-    channels: str,
-    alpha: str | bool,
-    mask,
-    kernel: _Kernel,
-) -> tf.Tensor:
-    """Shared plumbing: layout, alpha, mask, NaN, lightness modes, gradients, levels <-> values."""
-    rank = images.shape.rank
-    x = _convert.to_nhwc(images)
-    if x.dtype.is_floating:
-        x = _compat.prevent_gradient(
-            x,
-            f"tf_histeq.{op} has no gradient (it maps quantized levels through count-based tables); "
-            "apply it before any trainable layer, or wrap its output in tf.stop_gradient",
-        )
-    n_channels = x.shape[-1]
-    has_alpha = _has_alpha(alpha, n_channels)
-    n_color = n_channels - has_alpha
-    lightness = channels in _options.LIGHTNESS_CHANNELS
-    if lightness and n_color != 3:
-        others = " or ".join(repr(c) for c in _options.CHANNEL_CHOICES[op] if c not in _options.LIGHTNESS_CHANNELS)
-        fail(
-            ValueError,
-            "channels",
-            f"be {others} unless images have 3 colour channels (RGB, or RGBA with alpha)",
-            channels,
-            hint=f"images have {n_channels} channel(s), {'the last as alpha' if has_alpha else 'no alpha'}.",
-        )
-    if channels == "lab" and spec.bins != _colour.LEVELS:
-        fail(
-            ValueError,
-            "channels",
-            f"be 'per_channel' or 'luminance' for images read as other than {_colour.LEVELS} levels "
-            "(OpenCV's Lab works on 8-bit levels)",
-            channels,
-            hint=f"the {images.dtype.name} images are read as bins={spec.bins} levels; pass "
-            f"bins={_colour.LEVELS} to run on {_colour.LEVELS} levels of value_range=({spec.low}, {spec.high}).",
-        )
-    valid = _convert.prepare_mask(mask, images)
-    if has_alpha:  # gray + alpha, RGBA: alpha passes through
-        color, alpha_channel = x[..., :-1], x[..., -1:]
-    else:
-        color, alpha_channel = x, None
-
-    levels, nan = _convert.to_levels(color, spec)
-    if nan is not None:
-        not_nan = tf.logical_not(nan)
-        valid = not_nan if valid is None else tf.logical_and(valid, not_nan)
-
-    # uint16 values are selected and concatenated as int32 and cast at the end (TensorFlow Lite).
-    work = _convert.work_dtype(spec.dtype)
-    keep = None
-    if lightness and spec.bins == _colour.LEVELS:  # 8-bit levels: OpenCV's round trip
-        out = _on_lightness(channels, levels, valid, kernel, spec, color)
-    elif channels == "luminance":  # other levels: the change of Y added to R, G and B
-        luma = _colour.luma(levels)
-        luma_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
-        new_luma = kernel(luma, luma_valid)
-        if isinstance(new_luma, _Tables):
-            keep = new_luma.keep
-            new_luma = _histogram.apply_luts(new_luma.luts, luma)
-        out = _convert.to_values(tf.clip_by_value(levels + (new_luma - luma), 0, spec.bins - 1), spec, work)
-    else:
-        result = kernel(levels, valid)
-        if isinstance(result, _Tables):
-            # Map the small tables to output values first: one gather, in the output dtype.
-            keep = result.keep
-            tables = tf.cast(result.luts, work) if result.values else _convert.to_values(result.luts, spec, work)
-            out = _histogram.apply_luts(tables, levels, joint=result.joint)
-        else:
-            out = _convert.to_values(result, spec, work)
-
-    if not spec.exact and keep is not None:
-        # Identity planes return the (clipped) input, not its quantized levels.
-        clipped = _convert.clip_values(color, spec)  # int32 for integer images (TensorFlow Lite's select)
-        out = tf.cast(tf.where(keep[:, None, None, :], clipped, tf.cast(out, clipped.dtype)), out.dtype)
-    if nan is not None:
-        out = tf.where(nan, color, out)
-    if alpha_channel is not None:
-        out = tf.concat([out, tf.cast(alpha_channel, work)], axis=-1)
-    return _convert.from_nhwc(tf.cast(out, spec.dtype), rank)
-
-
-def _has_alpha(alpha: str | bool, n_channels: int) -> bool:
-    """Whether the last of `n_channels` channels is alpha (see the `alpha` argument)."""
-    if alpha == "auto":
-        return n_channels in (2, 4)
-    if alpha and n_channels < 2:
-        fail(
-            ValueError,
-            "alpha",
-            "be False or 'auto' for single-channel images (True takes the last channel as alpha)",
-            alpha,
-        )
-    return bool(alpha)
-
-
-def _on_lightness(
-    space: str, levels: tf.Tensor, valid, kernel: _Kernel, spec: _convert.LevelSpec, color: tf.Tensor
-) -> tf.Tensor:
-    """`kernel` on the lightness plane of 8-bit RGB `levels` in colour space `space`, as output values.
-
-    The plane's pixels are valid where all three channels are. OpenCV's round
-    trip applies to every image, also where the plane's table is the identity,
-    except images with no valid pixel (an all-false mask, all NaN), which come
-    back unchanged like their planes in the other modes.
-    """
-    plane_valid = None if valid is None else tf.reduce_all(valid, axis=-1, keepdims=True)
-
-    def on_plane(plane: tf.Tensor) -> tf.Tensor:
-        result = kernel(plane, plane_valid)
-        return _histogram.apply_luts(result.luts, plane) if isinstance(result, _Tables) else result
-
-    out = _convert.to_values(_colour.on_lightness(space, levels, on_plane), spec)
-    if plane_valid is None:
-        return out
-    empty = tf.logical_not(tf.reduce_any(plane_valid, axis=[1, 2, 3], keepdims=True))
-    unchanged = _convert.to_values(levels, spec) if spec.exact else _convert.clip_values(color, spec)
-    return tf.where(empty, unchanged, out)
