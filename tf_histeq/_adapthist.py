@@ -376,8 +376,12 @@ def _packed_corners(maps: tf.Tensor, planes, axes: list[_Axis], nbins: int) -> t
     return _histogram.materialize(tf.reshape(tf.stack(words, axis=-1), [planes, -1]))
 
 
-def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int) -> tf.Tensor:
+def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int) -> tuple[tf.Tensor, ...]:
     """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int16 `(P, *spatial)`.
+
+    Returned with each plane's minimum and maximum (int16 `(P,)`), reduced
+    slab by slab in the same loop (step 9 needs them; a separate reduction
+    would read the whole result twice more).
 
     The volume is processed in slabs of whole rows of the first spatial axis,
     one `tf.while_loop` step each, written into a `tf.TensorArray`: XLA then
@@ -450,19 +454,33 @@ def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int
             result = term if result is None else result + term
         return tf.cast(result, tf.int16)  # astype(uint16): truncation of values in [0, 16383]
 
-    def body(step, out):
-        return step + 1, out.write(step, slab(step * rows))
+    spatial_axes = list(range(1, rank + 1))
+
+    def body(step, out, low, high):
+        result = slab(step * rows)
+        low = tf.minimum(low, tf.reduce_min(result, axis=spatial_axes))
+        high = tf.maximum(high, tf.reduce_max(result, axis=spatial_axes))
+        return step + 1, out.write(step, result), low, high
 
     out = tf.TensorArray(tf.int16, size=steps, element_shape=None)
-    _, out = tf.while_loop(lambda step, out: step < steps, body, (tf.constant(0), out))
+    start = (
+        tf.constant(0),
+        out,
+        tf.fill([planes], tf.constant(tf.int16.max, tf.int16)),
+        tf.fill([planes], tf.constant(tf.int16.min, tf.int16)),
+    )
+    _, out, low, high = tf.while_loop(lambda step, *_: step < steps, body, start)
     stacked = out.stack()  # (steps, P, rows, *rest)
     if planes != 1:  # a dynamic or larger plane count: planes first
         stacked = tf.transpose(stacked, [1, 0, *range(2, rank + 2)])
-    return tf.reshape(stacked, [planes, *(ax.size for ax in axes)])
+    return tf.reshape(stacked, [planes, *(ax.size for ax in axes)]), low, high
 
 
-def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: float, nbins: int) -> tf.Tensor:
-    """Return skimage's `_clahe(q, kernel, clip_limit, nbins)` on int32 14-bit planes `(P, *spatial)` (steps 3-8)."""
+def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: float, nbins: int) -> tuple[tf.Tensor, ...]:
+    """Return skimage's `_clahe(q, kernel, clip_limit, nbins)` on int32 14-bit planes `(P, *spatial)` (steps 3-8).
+
+    int16 `(P, *spatial)`, with each plane's minimum and maximum (int16 `(P,)`).
+    """
     axes = [_Axis(s, k) for s, k in zip(q.shape[1:], kernel, strict=True)]
     kernel_elements = math.prod(kernel)
     tiles = math.prod(ax.tiles for ax in axes)
@@ -480,11 +498,16 @@ def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: floa
 # --- step 9 and the public-facing kernel functions --------------------------------------------------------------
 
 
-def rescale_unit(r: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
-    """Step 9: `rescale_intensity(r.astype(dtype))` to `[0, 1]`, per plane, in `dtype`."""
+def rescale_unit(r: tf.Tensor, low: tf.Tensor, high: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """Step 9: `rescale_intensity(r.astype(dtype))` to `[0, 1]`, per plane, in `dtype`.
+
+    `low` and `high` are the integer planes' extremes `(P,)`: cast, they are
+    the extremes of the cast image (the cast never decreases).
+    """
+    shape = [-1] + [1] * (r.shape.rank - 1)
+    low = tf.reshape(tf.cast(low, dtype), shape)
+    high = tf.reshape(tf.cast(high, dtype), shape)
     x = tf.cast(r, dtype)
-    low = _plane_reduce(tf.reduce_min, x)
-    high = _plane_reduce(tf.reduce_max, x)
     same = tf.equal(low, high)
     scaled = (x - low) / tf.where(same, tf.ones_like(high), high - low)
     return tf.where(same, tf.clip_by_value(x, 0.0, 1.0), scaled)
@@ -510,7 +533,8 @@ def quantized(images, *, spatial_dims: int) -> tf.Tensor:
 def clahe_integer(images, *, spatial_dims: int, kernel_size=None, clip_limit: float = 0.01, nbins: int = 256):
     """Return skimage's integer image before its final rescale (`_clahe`'s result, steps 1-8), int32."""
     _, planes, kernel, nbins, restore = _prepare(images, spatial_dims, kernel_size, clip_limit, nbins)
-    return restore(tf.cast(clahe_integer_planes(quantize(planes), kernel, clip_limit, nbins), tf.int32))
+    r, _, _ = clahe_integer_planes(quantize(planes), kernel, clip_limit, nbins)
+    return restore(tf.cast(r, tf.int32))
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python control flow only: tracing stays fast
@@ -544,5 +568,5 @@ def equalize_adapthist_planes(
         TypeError: If the dtype or `kernel_size`'s type is not supported.
     """
     images, planes, kernel, nbins, restore = _prepare(images, spatial_dims, kernel_size, clip_limit, nbins)
-    r = clahe_integer_planes(quantize(planes), kernel, clip_limit, nbins)
-    return restore(rescale_unit(r, OUTPUT_DTYPES[images.dtype]))
+    r, low, high = clahe_integer_planes(quantize(planes), kernel, clip_limit, nbins)
+    return restore(rescale_unit(r, low, high, OUTPUT_DTYPES[images.dtype]))
