@@ -71,11 +71,35 @@ depends on them); `N` and `C` may be unknown. The reference is
 9. The output: `astype(float_dtype)` (float64 for integer input, float32 for
    float32 input) and `rescale_intensity` to `[0, 1]`: with the plane's
    `rmin`, `rmax`, `(r - rmin) / (rmax - rmin)` computed in the output dtype;
-   a constant plane gives `clip(r, 0, 1)`.
+   a constant plane gives `clip(r, 0, 1)`. `rmin` and `rmax` are reduced from
+   the integers slab by slab inside step 8's loop (the cast never decreases,
+   so they are the extremes of the cast image).
 
 Parity: float64 outputs (integer and float64 input) equal skimage's exactly,
 and so do float32 outputs: skimage's step 9 runs in float32 too (NumPy keeps
 float32 against Python floats), with the same correctly rounded operations.
+The rounding bound of float32 output (float32 input): `r - rmin` and
+`rmax - rmin` are integers below 2**14, exact in float32, so the only
+rounding is the quotient's: each value is within half a float32 ulp of the
+real `(r - rmin) / (rmax - rmin)`, at most 2**-25 in `[0, 1]` (2**-54 in
+float64), and identical to skimage's float32 value (0 differing, tested).
+Steps 1-8 are integer-exact in every dtype (the float32 input's
+`rint(x * 65535)` is computed in float32, as skimage's `img_as_uint` does).
+
+Structure (for XLA on CPU and GPU alike): every step is a fixed set of
+tensor ops over all planes at once, with three `tf.while_loop`s: over slabs
+of rows for the histograms and for the interpolation (`_SLAB_VOXELS` voxels
+at most per step, a trip count fixed by the shape), and over the
+redistribution steps (`nbins` per pass, until no histogram changes). No
+Python loop runs over tiles or voxels, nothing returns to the host inside
+the function, and the compiled HLO has no custom call, send, receive,
+infeed or outfeed (`tests/test_adapthist.py` reads it).
+
+Speed (`tf-histeq bench`, rows `equalize_adapthist 3-D` and `2-D`): on a
+128x256x256 uint16 volume, about 10x scikit-image's time on the 2-core CI
+class of machine, short of the 30x aspiration; most of the time goes to the
+interpolation's per-voxel gathers, XLA's CPU reductions and scatter-add, and
+the page faults of the freshly allocated float64 output.
 
 RGB images: `tf_histeq._adapthist_hsv` (skimage's `hsv_value` mode).
 

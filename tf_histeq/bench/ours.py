@@ -115,6 +115,24 @@ def fit_random_clahe(w: Workload, ctx: dict):
     return _fit_step(w, ctx, layers.RandomCLAHE(clip_limit=(1.0, 4.0), factor=1.0, seed=SEED))
 
 
+def adapthist_xla(w: Workload, ctx: dict):
+    """scikit-image's `equalize_adapthist` as tf_histeq computes it, in a `tf.function(jit_compile=True)`.
+
+    The private kernel (`tf_histeq._adapthist`), with the workload's layout
+    stated (`spatial_dims`), scikit-image's default kernel size and its clip
+    limit.
+    """
+    from tf_histeq import _adapthist
+
+    kwargs, x = ctx["op_kwargs"], ctx["tensor"]
+    fn = tf.function(
+        lambda images: _adapthist.equalize_adapthist_planes(images, spatial_dims=w.spatial_dims, **kwargs),
+        jit_compile=True,
+        autograph=False,
+    )
+    return lambda: materialise(fn(x))
+
+
 def png_pipeline(w: Workload, ctx: dict):
     """The PNG pipeline (`files.pipeline_row`) with `map_fn(op)` as its map."""
     return files.pipeline_row(ctx, data.map_fn(w.op, **w.op_kwargs))
