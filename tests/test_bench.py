@@ -171,7 +171,7 @@ class TestSmallRun:
     def test_quick_figures_judged_anyway_are_never_pass_or_miss(self, small):
         # One timed round per row: no spread, so every figure the run has is "not measurable".
         judged = targets.evaluate_targets(small["json"])
-        assert len(judged) == len(targets.TARGETS) + 4
+        assert len(judged) == len(targets.TARGETS) + 6
         by_status = {}
         for target in judged:
             by_status.setdefault(target["status"], []).append(target)
@@ -442,6 +442,8 @@ class TestQuickRun:
             "augment",
             "files",
             "cli",
+            "adapthist_3d",
+            "adapthist_2d",
         ]
         for w in workloads.QUICK_WORKLOADS:
             labels = [r["implementation"] for r in results["rows"] if r["workload_key"] == w.key]

@@ -1,4 +1,4 @@
-"""Peak memory of one CLAHE call, each measured in a fresh subprocess (`probe`)."""
+"""Peak memory of one CLAHE or `equalize_adapthist` call, each measured in a fresh subprocess (`probe`)."""
 
 from __future__ import annotations
 
@@ -22,29 +22,38 @@ MEMORY_METHOD = (
     "building the callable, the peak-RSS mark is reset (/proc/self/clear_refs), then one call; "
     "figure = peak RSS during the call (VmHWM) - RSS just before it (VmRSS). The first call includes "
     "tracing/compilation; 'steady' is a second call measured the same way. On a GPU the device's "
-    "peak (tf.config.experimental.get_memory_info) above its usage before the call is reported too."
+    "peak (tf.config.experimental.get_memory_info) above its usage before the call is reported too. "
+    "The call's result is held with .numpy() (a copy of it is counted), except equalize_adapthist's "
+    "on the host, held with np.asarray (no copy)."
 )
 
 
 def memory_jobs(workloads: tuple[Workload, ...], quick: bool) -> list[tuple[Workload, str, str]]:
-    """`(workload, implementation, mode)` of each probe: `clahe` in each mode, Keras's CLAHE for context."""
+    """`(workload, implementation, mode)` of each probe: `clahe` in each mode, Keras's CLAHE for context.
+
+    And, in a full run, the adaptive equalization of the volume (`adapthist_3d`), XLA-compiled.
+    """
     by_key = {w.key: w for w in workloads}
     jobs = [(by_key["clahe_rgb"], "clahe", mode) for mode in (("eager",) if quick else ("eager", "function", "xla"))]
     if not quick:
         jobs.append((by_key["clahe_gray"], "keras_clahe", "xla"))  # for context: its one-hot histogram
+    if not quick and "adapthist_3d" in by_key:
+        jobs.append((by_key["adapthist_3d"], "adapthist", "xla"))
     return jobs
 
 
 def measure_memory(w: Workload, impl: str, mode: str, device: str, *, timeout: float = 300) -> dict[str, Any]:
     """Peak memory of one CLAHE call above the memory held before it, in a fresh subprocess."""
+    label = {"keras_clahe": "keras CLAHE layer", "adapthist": "equalize_adapthist"}.get(impl, "clahe")
     entry: dict[str, Any] = {
         "workload": w.name,
         "workload_key": w.key,
-        "implementation": "keras CLAHE layer" if impl == "keras_clahe" else "clahe",
+        "implementation": label,
         "group": "peer" if impl == "keras_clahe" else "ours",
         "mode": mode,
         "status": "ok",
         "input_bytes": int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize,
+        "float32_bytes": int(np.prod(w.shape)) * 4,  # the input's size in float32: the unit of the volume's goal
     }
     if impl == "keras_clahe":
         try:
@@ -53,6 +62,7 @@ def measure_memory(w: Workload, impl: str, mode: str, device: str, *, timeout: f
             entry.update(status="skipped", note=str(err))
             return entry
     spec = {"shape": list(w.shape), "dtype": w.dtype, "impl": impl, "mode": mode, "device": device}
+    spec["value_range"] = w.value_range
     code = "import sys; from tf_histeq.bench.memory import probe; probe(sys.argv[1])"
     try:
         proc = subprocess.run(
@@ -101,8 +111,15 @@ def probe(spec_json: str) -> None:
     """Subprocess side of `measure_memory`: prints one JSON line (or `skipped: WHY`)."""
     spec = json.loads(spec_json)
     device = spec["device"]
-    w = Workload("probe", "clahe", tuple(spec["shape"]), spec["dtype"])
-    if spec["impl"] == "keras_clahe":
+    kind = "adapthist" if spec["impl"] == "adapthist" else "clahe"
+    value_range = tuple(spec["value_range"]) if spec.get("value_range") else None
+    w = Workload("probe", kind, tuple(spec["shape"]), spec["dtype"], value_range)
+    if spec["impl"] == "adapthist":
+        from tf_histeq import _adapthist
+
+        def op(images):
+            return _adapthist.equalize_adapthist_planes(images, spatial_dims=w.spatial_dims, **w.op_kwargs)
+    elif spec["impl"] == "keras_clahe":
         try:
             layer = peers.keras_clahe(peers.optional_module("keras"), w)
         except Skip as err:
@@ -118,7 +135,7 @@ def probe(spec_json: str) -> None:
 
     fn = op if spec["mode"] == "eager" else tf.function(op, jit_compile=spec["mode"] == "xla")
     with tf.device(device):
-        images = tf.identity(tf.constant(make_input(w.shape, w.dtype)))
+        images = tf.identity(tf.constant(make_input(w.shape, w.dtype, w.value_range)))
     gpu = device.startswith("/GPU")
 
     def one_call() -> dict[str, Any]:
@@ -129,7 +146,10 @@ def probe(spec_json: str) -> None:
         exact = _reset_peak_rss()
         before = _proc_status_bytes("VmRSS")
         with tf.device(device):
-            out = materialise(fn(images))
+            out = fn(images)
+            # The volume's result is held without a copy (`np.asarray` shares the host buffer; `.numpy()`
+            # returns a copy, which would add the output's size again to what the op needs).
+            out = np.asarray(out) if spec["impl"] == "adapthist" and not gpu else materialise(out)
         peak = _proc_status_bytes("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         result = {"host_peak_above_bytes": peak - before, "host_rss_before_bytes": before, "exact": exact}
         if gpu:

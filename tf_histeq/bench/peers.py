@@ -102,6 +102,25 @@ def skimage_clahe(w: Workload, ctx: dict):
     )
 
 
+def skimage_adapthist(w: Workload, ctx: dict):
+    """`skimage.exposure.equalize_adapthist` on every image or volume (and channel), its default kernel size.
+
+    The reference of the `adapthist` workloads: tf_histeq's output must equal
+    its float64 output value for value.
+    """
+    exposure = optional_module("skimage.exposure")
+    x, kwargs = ctx["numpy"], w.op_kwargs
+
+    def run():
+        out = np.empty(x.shape, np.float64)
+        for i in range(x.shape[0]):
+            for c in range(x.shape[-1]):
+                out[i, ..., c] = exposure.equalize_adapthist(np.ascontiguousarray(x[i, ..., c]), **kwargs)
+        return out
+
+    return run
+
+
 def skimage_match(w: Workload, ctx: dict):
     """`skimage.exposure.match_histograms` per plane, rounded half to even to the input dtype (as ours)."""
     exposure = optional_module("skimage.exposure")

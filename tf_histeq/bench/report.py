@@ -74,6 +74,9 @@ def _memory_text(entry: dict) -> str:
         f"{first['host_peak_above_bytes'] / 2**20:.0f} MiB first call, "
         f"{steady['host_peak_above_bytes'] / 2**20:.0f} MiB steady"
     )
+    if "float32_bytes" in entry:  # the volume's figure: in units of its size in float32
+        multiples = [call["host_peak_above_bytes"] / entry["float32_bytes"] for call in (first, steady)]
+        text += f" ({multiples[0]:.1f}x / {multiples[1]:.1f}x the input's size in float32)"
     if "gpu_peak_above_bytes" in first:
         text += f"; GPU {first['gpu_peak_above_bytes'] / 2**20:.0f} / {steady['gpu_peak_above_bytes'] / 2**20:.0f} MiB"
     if not first.get("exact", True):
@@ -139,7 +142,8 @@ def _row_cells(r: dict) -> list[str]:
 
 RATIO_LEGEND = (
     "{x} ref: speed ratio to the reference row of the workload (the cv2 loop, pipeline or script; the "
-    "scikit-image loop for match_histograms); {x} keras: to the fastest keras layer row; {x} op: to the "
+    "scikit-image loop for match_histograms and scikit-image's equalize_adapthist for equalize_adapthist); "
+    "{x} keras: to the fastest keras layer row; {x} op: to the "
     "XLA-compiled tf_histeq op on the same batch (for the fit steps: to the step with the fixed CLAHE layer)."
 )
 

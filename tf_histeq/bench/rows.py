@@ -117,6 +117,16 @@ AUGMENT_IMPLS = (
         note="clip_limit drawn from (1, 4) per image, factor 1",
     ),
 )
+ADAPTHIST_IMPLS = (
+    Impl(
+        "skimage equalize_adapthist",
+        "peer",
+        peers.skimage_adapthist,
+        ref="cv2",
+        note="per image or volume: the reference of this workload (float64, compared value for value)",
+    ),
+    Impl("equalize_adapthist XLA", "ours", ours.adapthist_xla, note="the private kernel, spatial_dims stated"),
+)
 CLI_IMPLS = (
     Impl("cv2 loop script", "peer", peers.cv2_script, ref="cv2", note="imread, apply, imwrite per file"),
     Impl("tf-histeq clahe DIR -o OUT", "ours", ours.cli),
@@ -133,6 +143,8 @@ def impls_for(w: Workload) -> tuple[Impl, ...]:
         return MATCH_IMPLS
     if w.kind == "augment":
         return AUGMENT_IMPLS
+    if w.kind == "adapthist":
+        return ADAPTHIST_IMPLS
     if w.kind == "clahe":
         return CLAHE_IMPLS
     if w.dtype == "uint8":  # the numpy loop is only the baseline of the 16-bit workload

@@ -36,7 +36,8 @@ METHOD = {
     "clahe": f"clip_limit {CLIP_LIMIT:g}, {TILE_GRID[0]}x{TILE_GRID[1]} tiles",
     "pixels": (
         "the output of every tf_histeq row is compared sample for sample with the reference row of its "
-        "workload (OpenCV; scikit-image rounded half to even for match_histograms), where there is one; any "
+        "workload (OpenCV; scikit-image rounded half to even for match_histograms; scikit-image's float64 output "
+        "for equalize_adapthist), where there is one; any "
         "difference makes the row an error"
     ),
     "match_histograms": "every image matched to one reference image, normal(150, 40), as large as the images",

@@ -20,6 +20,7 @@ SEED = 1234
 MEAN, STD = 110.0, 20.0  # the batches
 FILE_MEAN, FILE_STD, FILE_GRAIN, FILE_SIGMA = 105.0, 20.0, 2.0, 3.0  # the PNG files
 CLIP_LIMIT, TILE_GRID = 2.0, (8, 8)
+ADAPTHIST_CLIP = 0.01  # scikit-image's default clip limit (its default kernel: 1/8 of each axis)
 # The original numpy function runs at a few MP/s: it is timed on a slice of at most this many samples.
 SEED_FUNCTION_SAMPLES = 262_144
 PER_IMAGE_SHAPE = (256, 256, 3)
@@ -38,33 +39,44 @@ class Workload:
     batches in memory given to the functions; `"match"` a batch matched to
     one reference image; `"augment"` a batch in one training step of a small
     model; `"files"` is a folder of PNG files read by a `tf.data` pipeline;
-    `"cli"` the same folder given to the command line. `shape` is
-    `(N, H, W, C)`: N images, or N files.
+    `"cli"` the same folder given to the command line; `"adapthist"`
+    scikit-image's adaptive equalization (`equalize_adapthist`, its own
+    kernel size and clip limit, `ADAPTHIST_CLIP`) on a batch of 2-D images or
+    of 3-D volumes. `shape` is `(N, H, W, C)`: N images, or N files; or
+    `(N, D, H, W, C)`: N volumes.
     """
 
     key: str
     kind: str
-    shape: tuple[int, int, int, int]
+    shape: tuple[int, ...]
     dtype: str = "uint8"
     value_range: tuple[int, int] | None = None
     bins: int | None = None
 
     @property
     def op(self) -> str:
-        """The tf_histeq function measured: `"equalize_hist"`, `"clahe"` or `"match_histograms"`."""
-        return {"hist": "equalize_hist", "match": "match_histograms"}.get(self.kind, "clahe")
+        """The function measured: `"equalize_hist"`, `"clahe"`, `"match_histograms"` or `"equalize_adapthist"`."""
+        ops = {"hist": "equalize_hist", "match": "match_histograms", "adapthist": "equalize_adapthist"}
+        return ops.get(self.kind, "clahe")
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for batches of images, 3 for batches of volumes."""
+        return len(self.shape) - 2
 
     @property
     def name(self) -> str:
         """E.g. `32x256x256x1 uint8`, `CLAHE 8x512x512x1 uint8` or `CLAHE CLI, 200 PNGs 896x896`."""
-        n, height, width, _ = self.shape
         if self.kind in ("files", "cli"):
+            n, height, width, _ = self.shape
             where = "tf.data" if self.kind == "files" else "CLI"
             return f"CLAHE {where}, {n} PNGs {height}x{width}"
         text = "x".join(map(str, self.shape)) + " " + self.dtype
         if self.bins is not None:
             text += f" ({self.bins} bins)"
-        prefix = {"clahe": "CLAHE ", "match": "match_histograms ", "augment": "fit step "}.get(self.kind, "")
+        prefixes = {"clahe": "CLAHE ", "match": "match_histograms ", "augment": "fit step "}
+        prefixes["adapthist"] = f"equalize_adapthist {self.spatial_dims}-D "
+        prefix = prefixes.get(self.kind, "")
         return prefix + text
 
     @property
@@ -74,7 +86,9 @@ class Workload:
 
     @property
     def op_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `equalize_hist` / `clahe` and the matching layer."""
+        """Keyword arguments for `equalize_hist` / `clahe` and the matching layer, or `equalize_adapthist`."""
+        if self.op == "equalize_adapthist":  # skimage's parameters (the value range only shapes the input)
+            return {"clip_limit": ADAPTHIST_CLIP}
         kwargs: dict[str, Any] = {}
         if self.value_range is not None:
             kwargs["value_range"] = self.value_range
@@ -96,6 +110,9 @@ FULL_WORKLOADS = (
     Workload("augment", "augment", (16, 256, 256, 1)),
     Workload("files", "files", (200, 896, 896, 1)),
     Workload("cli", "cli", (200, 896, 896, 1)),
+    # A CT-sized volume (12- to 16-bit data) and a large 16-bit 2-D image, against scikit-image.
+    Workload("adapthist_3d", "adapthist", (1, 128, 256, 256, 1), "uint16", (0, 65535)),
+    Workload("adapthist_2d", "adapthist", (1, 1024, 1024, 1), "uint16", (0, 65535)),
 )
 # Added by --many-files: the command line's start-up weighs less on a longer run.
 MANY_FILES_WORKLOADS = (Workload("cli_many", "cli", (1000, 896, 896, 1)),)
@@ -110,6 +127,8 @@ QUICK_WORKLOADS = (
     Workload("augment", "augment", (2, 64, 64, 1)),
     Workload("files", "files", (6, 96, 96, 1)),
     Workload("cli", "cli", (6, 96, 96, 1)),
+    Workload("adapthist_3d", "adapthist", (1, 16, 32, 32, 1), "uint16", (0, 65535)),
+    Workload("adapthist_2d", "adapthist", (1, 64, 64, 1), "uint16", (0, 65535)),
 )
 
 
