@@ -27,8 +27,6 @@ MAX_BINS = 65536
 METHODS = ("opencv", "pil")
 CHANNELS = ("per_channel", "luminance", "joint", "lab")
 CLAHE_CHANNELS = ("per_channel", "luminance", "lab")
-# The lightness modes (`channels`): the op runs on one plane of a colour space (`_colour.SPACES`).
-LIGHTNESS_CHANNELS = ("luminance", "lab")
 MATCH_CHANNELS = ("per_channel", "joint")
 ALPHA_CHOICES = ("auto", True, False)
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
+import importlib
 import io
 import logging
 import os
@@ -203,11 +204,7 @@ def write_volume(path, array, meta: VolumeMeta | None = None, *, overwrite: bool
 
 
 def _nibabel():
-    try:
-        import nibabel
-    except ImportError as err:
-        raise ImportError(f"reading and writing NIfTI files needs nibabel: {_EXTRA}") from err
-    return nibabel
+    return _optional("nibabel", "NIfTI files")
 
 
 def _read_nifti(path: str, data: bytes) -> tuple[np.ndarray, VolumeMeta]:
@@ -308,11 +305,15 @@ def _nifti_bytes(path, array: np.ndarray, meta: VolumeMeta | None) -> bytes:
 
 
 def _tifffile():
+    return _optional("tifffile", "TIFF stacks")
+
+
+def _optional(module: str, files: str):
+    """Import `module` of the `volumes` extra, or say how to install it."""
     try:
-        import tifffile
+        return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"reading and writing TIFF stacks needs tifffile: {_EXTRA}") from err
-    return tifffile
+        raise ImportError(f"reading and writing {files} needs {module}: {_EXTRA}") from err
 
 
 def _read_tiff(path: str, data: bytes) -> tuple[np.ndarray, VolumeMeta]:
