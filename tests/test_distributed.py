@@ -91,7 +91,6 @@ MIRRORED = textwrap.dedent(
         outputs = [HistogramEqualization()(inputs), CLAHE(**CLAHE_KWARGS)(inputs)]
         return keras.Model(inputs, outputs)
 
-    single = build().predict(x, batch_size=4, verbose=0)  # one device
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     with strategy.scope():
@@ -115,7 +114,7 @@ MIRRORED = textwrap.dedent(
 
     np.savez(
         sys.argv[2],
-        single_eq=single[0], single_clahe=single[1], eq=mirrored[0], clahe=mirrored[1],
+        eq=mirrored[0], clahe=mirrored[1],
         run_clahe=np.concatenate(parts), replicas=np.concatenate(replicas),
     )
     """
@@ -128,10 +127,10 @@ def test_mirrored_strategy_on_two_devices_gives_the_single_device_outputs(tmp_pa
     out = run_npz_script(MIRRORED, tmp_path, timeout=240, images=x)
     expected_eq = tf_histeq.equalize_hist(x).numpy().astype(np.float32)
     expected_clahe = tf_histeq.clahe(x, **CLAHE_KWARGS).numpy().astype(np.float32)
-    assert_same_pixels(out["single_eq"], expected_eq, "one device, equalize_hist:")
-    assert_same_pixels(out["single_clahe"], expected_clahe, "one device, clahe:")
-    assert_same_pixels(out["eq"], out["single_eq"], "MirroredStrategy predict vs one device, equalize_hist:")
-    assert_same_pixels(out["clahe"], out["single_clahe"], "MirroredStrategy predict vs one device, clahe:")
+    # One device's `predict` gives the functions' pixels (tests/test_layers.py, TestModels): here the
+    # strategy's `predict` is compared with the functions directly, without a one-device model to trace.
+    assert_same_pixels(out["eq"], expected_eq, "MirroredStrategy predict vs the function, equalize_hist:")
+    assert_same_pixels(out["clahe"], expected_clahe, "MirroredStrategy predict vs the function, clahe:")
     assert_same_pixels(out["run_clahe"], expected_clahe, "strategy.run, per replica, clahe:")
     assert out["replicas"].tolist() == [0, 0, 0, 1, 1, 1, 0]  # both replicas did work; the last one got 0 images
 
