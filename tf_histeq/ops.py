@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options
+from tf_histeq import _clahe, _colour, _convert, _histogram, _matching, _options, _xla
 from tf_histeq._options import Histogram, fail
 
 
@@ -42,6 +42,7 @@ class _Tables(NamedTuple):
 _Kernel = Callable[[tf.Tensor, "tf.Tensor | None"], "tf.Tensor | _Tables"]
 
 
+@_xla.eager_door
 def equalize_hist(
     images,
     *,
@@ -51,6 +52,7 @@ def equalize_hist(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Equalize the histogram of every channel of every image.
 
@@ -98,6 +100,13 @@ def equalize_hist(
             histogram (in a lightness mode, pixels whose 3 channels are all
             inside); every pixel is mapped. An all-false mask leaves the image
             unchanged.
+        jit_compile: XLA for eager calls (in a `tf.function` or graph of
+            yours the op is the plain op, whatever this says): `"auto"` runs
+            a one-off call uncompiled and compiles an image shape that
+            repeats (`tf_histeq._xla.COMPILE_AFTER_VALUES`), as the layers,
+            map functions, NumPy functions and command line do; True compiles
+            every shape; False never compiles. `tf_histeq.compiled_shapes`
+            reports what was compiled, `tf_histeq.clear_compiled` forgets it.
 
     Returns:
         A tensor with the same shape and dtype as `images`.
@@ -131,6 +140,7 @@ def equalize_hist(
         return _run("equalize_hist", images, spec, channels, alpha, mask, kernel)
 
 
+@_xla.eager_door
 def clahe(
     images,
     *,
@@ -141,6 +151,7 @@ def clahe(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Contrast Limited Adaptive Histogram Equalization of every channel of every image.
 
@@ -200,6 +211,8 @@ def clahe(
             either with a trailing 1. Only pixels inside the mask build the tile
             histograms; every pixel is mapped. A tile with no pixel inside the
             mask uses the identity table.
+        jit_compile: `"auto"`, True or False: XLA for eager calls, as in
+            `equalize_hist`.
 
     Returns:
         A tensor with the same shape and dtype as `images`.
