@@ -112,11 +112,12 @@ class _Compiled:
     def __init__(self, function: Callable, options: Mapping[str, Any], output_dtype: str | None):
         options = dict(options)
         self.function, self.options, self.output_dtype = function, options, output_dtype
-        self.traced: set[str] = set()  # the shapes the compiled function was traced for
+        self.traced: set[str] = set()  # the image sizes the compiled function was traced for
         self.planned: set[str] = set()  # the shapes `JitRunner.plan` chose to compile
 
         def compiled(images, mask, **tensors):
-            self.traced.add(_static_key(images, mask))
+            if _sizes_known(images, mask):  # else the counting table records the shapes that run compiled
+                self.traced.add(_static_key(images, mask))
             return _cast(function(images, mask=mask, **options, **tensors), output_dtype)
 
         def uncompiled(images, mask, **tensors):

@@ -113,7 +113,7 @@ def histogram_equalization(
         "equalize_hist",
         {"value_range": value_range, "bins": bins, "method": method, "channels": channels, "alpha": alpha},
     )
-    return _run(_xla.JitRunner(ops.equalize_hist, checked, jit_compile), image, _as_mask(mask))
+    return _run(_xla.JitRunner(ops.OPS["equalize_hist"], checked, jit_compile), image, _as_mask(mask))
 
 
 def preprocessing_function(
