@@ -474,5 +474,16 @@ class TestOneRunner:
         assert len(tf_histeq.compiled_shapes()) == 1
         with pytest.raises(ValueError, match=r"`jit_compile` must be 'auto' .*Received: jit_compile='yes'"):
             tf_histeq.equalize_hist(x, jit_compile="yes")
+        # match_histograms: the reference configures the compiled function (read and checked when traced).
+        reference = images(1, shape=(12, 14, 1))[0][::-1]
+        assert_same_pixels(
+            tf_histeq.match_histograms(x, reference, jit_compile=True).numpy(),
+            tf_histeq.match_histograms(x, reference, jit_compile=False).numpy(),
+        )
+        assert [e.compiled for e in tf_histeq.compiled_shapes() if e.function == "match_histograms"] == [
+            ("uint8 12,14,1;",)
+        ]
+        with pytest.raises(ValueError, match=r"`reference_mask` must leave at least one pixel"):
+            tf_histeq.match_histograms(x, reference, reference_mask=np.zeros((12, 14), bool), jit_compile=True)
         tf_histeq.clear_compiled()
         assert tf_histeq.compiled_shapes() == []

@@ -54,6 +54,7 @@ def match_histograms(
     alpha: Alpha = "auto",
     mask: Mask = None,
     reference_mask: Mask = None,
+    jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
 def reference_histogram(
     data: Images | tf.data.Dataset | Iterable[npt.ArrayLike],

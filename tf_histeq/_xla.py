@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NamedTuple
@@ -448,6 +449,11 @@ def plan(shapes: Mapping[Hashable, tuple[str, tuple[int, ...], int]], jit_compil
     return set(ranked[:MAX_COMPILED_SHAPES])
 
 
+# Arguments that the ops read when traced (to count and check them), so they configure the compiled
+# function, keyed by their values, instead of reaching it as tensors.
+_READ_WHEN_TRACED = ("reference", "reference_mask")
+
+
 def eager_door(op: Callable) -> Callable:
     """Route the eager calls of a public op through `JitRunner`, as its `jit_compile` keyword says.
 
@@ -455,25 +461,39 @@ def eager_door(op: Callable) -> Callable:
     traced calls (in a caller's `tf.function` or graph) and calls with
     `jit_compile=False` run the op itself. Tensor and array arguments other
     than the images and mask (a per-image `clip_limit`) are passed to the
-    compiled function per call; the others configure it.
+    compiled function per call; the others configure it, `match_histograms`'s
+    reference included (read and checked when the function is traced, as in
+    an eager call; a reference of the same values reuses the function).
     """
+    signature = inspect.signature(op)
 
     @functools.wraps(op)
     def door(images, *args, jit_compile=JIT_COMPILE, **kwargs):
         jit_compile = check_jit_compile(jit_compile)
-        if jit_compile is False or args or not tf.executing_eagerly():
+        if jit_compile is False or not tf.executing_eagerly():
             return op(images, *args, **kwargs)
-        mask = kwargs.pop("mask", None)
-        tensors = {k: v for k, v in kwargs.items() if tf.is_tensor(v) or isinstance(v, np.ndarray)}
-        options = {k: v for k, v in kwargs.items() if k not in tensors}
+        try:
+            arguments = signature.bind(images, *args, **kwargs).arguments
+        except TypeError:  # Python says what is wrong with the call
+            return op(images, *args, **kwargs)
+        arguments.pop("images")
+        mask = arguments.pop("mask", None)
+        read = {k: _host(arguments.pop(k)) for k in _READ_WHEN_TRACED if k in arguments}
+        tensors = {k: v for k, v in arguments.items() if tf.is_tensor(v) or isinstance(v, np.ndarray)}
+        options = {k: v for k, v in arguments.items() if k not in tensors}
         try:  # the defaults filled in and equal values spelled alike, as the other ways in spell them
-            options = _options.resolve(op.__name__, options, exclude=(*tensors, "jit_compile"))
+            options = _options.resolve(op.__name__, options, exclude=(*tensors, *read, "jit_compile"))
         except (TypeError, ValueError):  # the op says what is wrong, in its own words
-            return op(images, mask=mask, **kwargs)
-        return JitRunner(op, options, jit_compile)(images, mask, **tensors)
+            return op(images, *args, **kwargs)
+        return JitRunner(op, {**options, **read}, jit_compile)(images, mask, **tensors)
 
     door._xla_plain_op = op  # what `JitRunner` calls: the op without its door
     return door
+
+
+def _host(value):
+    """An eager tensor as a NumPy array (a value known when tracing, as in an eager call); others as they are."""
+    return value.numpy() if tf.is_tensor(value) and hasattr(value, "numpy") else value
 
 
 def _as_tensors(images, mask) -> tuple[tf.Tensor, tf.Tensor | None] | None:

@@ -260,6 +260,7 @@ def clahe(
 
 # No tensor-dependent Python control flow: AutoGraph, which `tf.function` applies to
 # what it calls, would only spend seconds converting the helpers (10x the trace).
+@_xla.eager_door
 @tf.autograph.experimental.do_not_convert
 def match_histograms(
     images,
@@ -271,6 +272,7 @@ def match_histograms(
     alpha=_options.ALPHA,
     mask=None,
     reference_mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Map every channel of every image so that its histogram matches a reference's.
 
@@ -324,6 +326,9 @@ def match_histograms(
             like the nearest level below it that is present).
         reference_mask: Optional mask of the reference image, `(H', W')` or
             `(H', W', 1)`: only its pixels build the reference histogram.
+        jit_compile: `"auto"`, True or False: XLA for eager calls, as in
+            `equalize_hist` (the reference is read and checked when the
+            compiled function is traced, as in an uncompiled call).
 
     Empty masks and references: a `mask`, `reference_mask` or `reference`
     known when the function is called or traced (NumPy, eager tensor, constant)
