@@ -85,7 +85,8 @@ JIT_COMPILE = "auto"
 MAX_COMPILED_SHAPES = 8
 # A shape is compiled once this many values (pixels x channels) of it have run uncompiled.
 COMPILE_AFTER_VALUES = 2**20
-# An eager call counts as at least this many values: at most 64 eager calls of a small image before it compiles.
+# An eager call counts as at least this many values (its fixed cost): a small image compiles after
+# COMPILE_AFTER_VALUES // EAGER_CALL_VALUES eager calls.
 EAGER_CALL_VALUES = 2**14
 # Values are counted for this many distinct shapes; shapes seen after that are never compiled.
 _MAX_COUNTED_SHAPES = 1024
