@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tests._files import GOOD_FILES, HalfWritten, decode, hide_matplotlib, write_good_inputs, write_png
 from tests._files import run_cli as _run
-from tf_histeq import ops, samples
+from tf_histeq import _xla, ops, samples
 from tf_histeq.cli import files, listing, pipeline, terminal, writing
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -291,7 +291,7 @@ class TestOutputs:
         assert sizes["0"] > sizes["1"] > sizes["9"], sizes
 
     def test_repeated_sizes_run_xla_compiled_with_the_same_pixels(self, tmp_path, capsys, monkeypatch):
-        monkeypatch.setattr(pipeline, "XLA_MIN_IMAGES", 2)  # two images of a size are enough here
+        monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 1)  # two images of a size are enough here
         src, out = tmp_path / "in", tmp_path / "out"
         src.mkdir()
         images = {f"x{i}.png": samples.chest_xray((40, 52), seed=i) for i in range(2)}

@@ -16,7 +16,7 @@ import pytest
 
 from tests._references import assert_same_pixels
 from tests._service import local_service
-from tf_histeq import ops, samples
+from tf_histeq import _xla, ops, samples
 from tf_histeq.cli import files, listing, pipeline
 
 cv2 = pytest.importorskip("cv2")
@@ -327,7 +327,7 @@ def test_compiled_static_pipelines_read_the_files_as_the_general_one(outputs, tm
     """Files of one size run XLA-compiled with static shapes: the header findings apply there too."""
     from tf_histeq.cli import main
 
-    monkeypatch.setattr(pipeline, "XLA_MIN_IMAGES", 2)  # two images of a size are enough here
+    monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 1)  # two images of a size are enough here
     src, folders = outputs
     names = ["bi_rgb_zero_padding.bmp", "logo.gif", "gray_key.png"]
     inputs = tmp_path / "in"

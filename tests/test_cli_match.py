@@ -23,7 +23,7 @@ from tests._files import decode, write_png
 from tests._files import run_cli as _run
 from tests._references import assert_same_pixels
 from tests._service import local_service
-from tf_histeq import _options, samples
+from tf_histeq import _options, _xla, samples
 from tf_histeq.cli import app, files, listing, pipeline
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -115,7 +115,7 @@ def test_outputs_are_the_function_applied_to_the_decoded_files(
 
 
 def test_repeated_sizes_run_xla_compiled_with_the_same_pixels(data, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(pipeline, "XLA_MIN_IMAGES", 2)  # two images of a size are enough here
+    monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 1)  # two images of a size are enough here
     source, out = tmp_path / "in", tmp_path / "out"
     source.mkdir()
     (source / "a.png").write_bytes((data / "in8" / "xray.png").read_bytes())

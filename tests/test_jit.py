@@ -53,9 +53,9 @@ def images(n: int = 2, shape=(24, 20, 1), dtype=np.uint8) -> np.ndarray:
 def eager_compiles(monkeypatch):
     """Compile from the second call of any shape, with fresh shared state (no counts from other tests)."""
     monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 1)
-    _xla._shared.cache_clear()
+    tf_histeq.clear_compiled()
     yield
-    _xla._shared.cache_clear()
+    tf_histeq.clear_compiled()
 
 
 def compiled_keys(runner: _xla.JitRunner) -> list[str]:
@@ -121,7 +121,8 @@ class TestPolicy:
             assert_same_pixels(layer(x).numpy(), tf_histeq.equalize_hist(x, method="pil").numpy().astype(np.float32))
         counted, compiled = layer._runner._compiled.tables()
         assert compiled.size().numpy() == 0
-        assert counted.lookup(tf.constant("uint8 2,24,20,1;")).numpy() == 3 * x.size
+        # An eager call counts as at least EAGER_CALL_VALUES values (its fixed cost).
+        assert counted.lookup(tf.constant("uint8 2,24,20,1;")).numpy() == 3 * max(x.size, _xla.EAGER_CALL_VALUES)
 
     def test_eager_calls_compile_from_the_second_and_stay_exact(self, eager_compiles):
         layer = CLAHE(tile_grid_size=(2, 3))
@@ -393,3 +394,96 @@ def test_xla_compiles_in_mirrored_strategy_and_tf_data_as_its_dump_records(tmp_p
     # equalize_hist in tf.data: the first two sizes, from their second element on; the bound (2) leaves
     # the third size uncompiled.
     assert sorted(compiled.get("equalize_hist", [])) == ["20,24,1", "20,25,1"], compiled
+
+
+class TestOneRunner:
+    """Every way in asks the one runner, so the same input gets the same decision (`tf_histeq.compiled_shapes`)."""
+
+    SHAPE = (16, 16, 1)  # 256 values
+
+    @staticmethod
+    def _doors():
+        """Each way in, as a function that runs equalize_hist(method="pil") on `n` images of SHAPE, one per call."""
+        x = images(3, shape=TestOneRunner.SHAPE)
+
+        def dataset(n):
+            signature = tf.TensorSpec((None, None, 1), tf.uint8)  # sizes known only at run time: counted
+            return tf.data.Dataset.from_generator(lambda: iter(x[:n]), output_signature=signature)
+
+        def keyed(n):
+            return dataset(n).enumerate()
+
+        layer = HistogramEqualization(method="pil")
+        preprocess = tf_histeq.preprocessing_function("equalize_hist", method="pil")
+        mapper = map_fn("equalize_hist", method="pil")
+        random_mapper = tf_histeq.data.random_map_fn("equalize_hist", seed=1, factor=1.0, method="pil")
+        return {
+            "op": lambda n: [tf_histeq.equalize_hist(x[i], method="pil") for i in range(n)],
+            "numpy": lambda n: [preprocess(x[i]) for i in range(n)],
+            "numpy-function": lambda n: [tf_histeq.histogram_equalization(x[i], method="pil") for i in range(n)],
+            "layer": lambda n: [layer(x[i]) for i in range(n)],
+            "map_fn": lambda n: list(dataset(n).map(mapper)),
+            "random_map_fn": lambda n: list(keyed(n).map(random_mapper)),
+        }
+
+    def test_every_way_in_compiles_the_same_shape_at_the_same_call(self, monkeypatch):
+        # Two calls' worth of values before a shape compiles; an eager call counts as one image here.
+        monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 2 * int(np.prod(self.SHAPE)))
+        monkeypatch.setattr(_xla, "EAGER_CALL_VALUES", 1)
+        decisions = {}
+        for door, run in self._doors().items():
+            for n in (2, 3):
+                tf_histeq.clear_compiled()
+                run(n)
+                (entry,) = tf_histeq.compiled_shapes()
+                decisions[door, n] = (entry.compiled, entry.counted)
+        for door in self._doors():
+            # Two calls ran uncompiled and were counted; the third compiled the shape.
+            assert decisions[door, 2] == ((), {"uint8 16,16,1;": 512}), door
+            assert decisions[door, 3] == (("uint8 16,16,1;",), {"uint8 16,16,1;": 512}), door
+        tf_histeq.clear_compiled()
+
+    def test_the_command_line_plans_from_headers_what_the_counting_would_compile(self, monkeypatch):
+        from tf_histeq.cli import pipeline
+        from tf_histeq.cli.files import Job
+
+        monkeypatch.setattr(_xla, "COMPILE_AFTER_VALUES", 2 * 40 * 52)
+        jobs = [Job(f"x{i}.png", size=(40, 52), channels=(1,)) for i in range(3)]
+        jobs += [Job(f"y{i}.png", size=(44, 52), channels=(1,)) for i in range(2)] + [Job("z.png")]
+        tf_histeq.clear_compiled()
+        runner = _xla.JitRunner(tf_histeq.equalize_hist, {})
+        # Three images of 40x52: the counting compiles the third, so the plan compiles all three; two of
+        # 44x52 never reach it; a file whose header gives no size is never planned.
+        assert pipeline.runs_compiled(jobs, runner) == [True] * 3 + [False] * 3
+        assert [entry.compiled for entry in tf_histeq.compiled_shapes()] == [("uint8 40,52,1;",)]
+        tf_histeq.clear_compiled()
+
+    def test_eager_op_calls_go_through_the_runner_and_graph_calls_stay_plain(self):
+        x = images(1, shape=(12, 14, 1))[0]
+        tf_histeq.clear_compiled()
+        tf_histeq.equalize_hist(x, method="pil")
+        assert [entry.counted for entry in tf_histeq.compiled_shapes()] == [{"uint8 12,14,1;": _xla.EAGER_CALL_VALUES}]
+        assert_same_pixels(
+            tf_histeq.equalize_hist(x, method="pil", jit_compile=True).numpy(),
+            tf_histeq.equalize_hist(x, method="pil", jit_compile=False).numpy(),
+        )
+        assert [entry.compiled for entry in tf_histeq.compiled_shapes()] == [("uint8 12,14,1;",)]
+        # In a caller's own tf.function the op is the plain op: no XLA call, no table, no new entry.
+        facts = graph_facts(tf.function(lambda t: tf_histeq.equalize_hist(t, method="pil")).get_concrete_function(x))
+        assert not facts["xla"] and not facts["ops"] & TABLE_OPS
+        assert len(tf_histeq.compiled_shapes()) == 1
+        with pytest.raises(ValueError, match=r"`jit_compile` must be 'auto' .*Received: jit_compile='yes'"):
+            tf_histeq.equalize_hist(x, jit_compile="yes")
+        # match_histograms: the reference configures the compiled function (read and checked when traced).
+        reference = images(1, shape=(12, 14, 1))[0][::-1]
+        assert_same_pixels(
+            tf_histeq.match_histograms(x, reference, jit_compile=True).numpy(),
+            tf_histeq.match_histograms(x, reference, jit_compile=False).numpy(),
+        )
+        assert [e.compiled for e in tf_histeq.compiled_shapes() if e.function == "match_histograms"] == [
+            ("uint8 12,14,1;",)
+        ]
+        with pytest.raises(ValueError, match=r"`reference_mask` must leave at least one pixel"):
+            tf_histeq.match_histograms(x, reference, reference_mask=np.zeros((12, 14), bool), jit_compile=True)
+        tf_histeq.clear_compiled()
+        assert tf_histeq.compiled_shapes() == []

@@ -67,8 +67,8 @@ class TestSignature:
                 name: (p.default, p.kind) for name, p in inspect.signature(obj).parameters.items() if name not in skip
             }
 
-        # jit_compile is the layer's own option (how to run the op), not one of the function's.
-        assert options(layer_cls, {"kwargs", "jit_compile"}) == options(function, {"images", "mask"})
+        # jit_compile included: the layer and the op called eagerly take it alike (one runner decides).
+        assert options(layer_cls, {"kwargs"}) == options(function, {"images", "mask"})
 
     @pytest.mark.parametrize(("layer_cls", "function"), LAYERS)
     def test_registered_under_the_package_name(self, layer_cls, function):

@@ -12,7 +12,7 @@ import tensorflow as tf
 import tf_histeq
 from tests import _images
 from tests._references import assert_same_pixels
-from tf_histeq import numpy_api, ops
+from tf_histeq import _xla, ops
 from tf_histeq.numpy_api import histogram_equalization, preprocessing_function
 
 SHAPE = (24, 20, 3)
@@ -242,12 +242,13 @@ class TestPreprocessingFunction:
 
 @pytest.fixture
 def traces(monkeypatch):
-    """Count the traces of the NumPy API's functions, from an empty cache.
+    """Count the traces of the NumPy API's functions, from an empty registry (`tf_histeq.clear_compiled`).
 
     The ops' Python bodies run when a function is traced, never when a traced
     function runs, so wrapping them in `tf_histeq.ops.OPS` (where the NumPy API
-    looks them up) counts traces. The cache is emptied for the test (and put
-    back after it), so what earlier tests compiled does not count.
+    looks them up) counts traces once every call runs compiled
+    (`jit_compile=True`, what the functions did before they had the option).
+    The registry is emptied first, so what earlier tests compiled does not count.
     """
     counts = collections.Counter()
 
@@ -260,45 +261,47 @@ def traces(monkeypatch):
 
     for name, function in list(ops.OPS.items()):
         monkeypatch.setitem(ops.OPS, name, counting(name, function))
-    monkeypatch.setattr(numpy_api, "_cache", collections.OrderedDict())
+    tf_histeq.clear_compiled()
     return counts
 
 
 class TestCompiledOnce:
     def test_one_trace_per_configuration_and_shape(self, traces):
-        preprocess = preprocessing_function("equalize_hist", method="pil", value_range=(0, 255))
+        preprocess = preprocessing_function("equalize_hist", method="pil", value_range=(0, 255), jit_compile=True)
         images = [image((19, 23, 3), salt) for salt in range(4)]
         for x in images * 3:
-            assert_same_pixels(preprocess(x), tf_histeq.equalize_hist(x, method="pil").numpy())
+            assert_same_pixels(preprocess(x), tf_histeq.equalize_hist(x, method="pil", jit_compile=False).numpy())
         assert traces == {"equalize_hist": 1}
         # The same configuration spelled differently, from another callable, reuses it.
-        again = preprocessing_function("equalize_hist", method="pil", value_range=[0.0, 255.0])
+        again = preprocessing_function("equalize_hist", method="pil", value_range=[0.0, 255.0], jit_compile=True)
         assert_same_pixels(again(images[0]), preprocess(images[0]))
-        histogram_equalization(images[1], method="pil", value_range=(0, 255))
+        histogram_equalization(images[1], method="pil", value_range=(0, 255), jit_compile=True)
         assert traces == {"equalize_hist": 1}
         # A new shape, dtype or configuration is one more trace each.
         preprocess(image((23, 19, 3)))
         preprocess(images[0].astype(np.float64))
-        preprocessing_function("equalize_hist", method="opencv", value_range=(0, 255))(images[0])
+        preprocessing_function("equalize_hist", method="opencv", value_range=(0, 255), jit_compile=True)(images[0])
         assert traces == {"equalize_hist": 4}
         for x in images:
             preprocess(x)
         assert traces == {"equalize_hist": 4}
 
-    def test_least_recently_used_functions_are_dropped(self, monkeypatch, traces):
-        monkeypatch.setattr(numpy_api, "_CACHE_SIZE", 2)
-        preprocess = preprocessing_function(bins=128)
-        a, b, c = (image((size, 9, 1)) for size in (5, 6, 7))
-        for x, total in [(a, 1), (b, 2), (a, 2), (c, 3), (a, 3), (b, 4), (a, 4), (c, 5)]:
-            # c drops b, the least recently used (a was used since; a first-in first-out cache would
-            # drop a); then b drops c, and c drops b.
-            preprocess(x)
-            assert traces["equalize_hist"] == total, f"image of height {x.shape[0]}"
+    def test_least_recently_used_configurations_are_dropped(self, monkeypatch, traces):
+        monkeypatch.setattr(_xla, "_REGISTRY_SIZE", 2)  # the runner's registry, shared by every way in
+        preprocess = {bins: preprocessing_function(bins=bins, jit_compile=True) for bins in (32, 64, 128)}
+        x = image((5, 9, 1))
+        for bins, total in [(32, 1), (64, 2), (32, 2), (128, 3), (32, 3), (64, 4), (32, 4), (128, 5)]:
+            # 128 drops 64, the least recently used (32 was used since; a first-in first-out registry
+            # would drop 32); then 64 drops 128, and 128 drops 64.
+            preprocess[bins](x)
+            assert traces["equalize_hist"] == total, f"bins={bins}"
 
     def test_thread_safe_first_use_traces_each_function_once(self, traces):
-        configs = [preprocessing_function(), preprocessing_function(method="pil")]
+        configs = [preprocessing_function(jit_compile=True), preprocessing_function(method="pil", jit_compile=True)]
         jobs = [(i % 2, image((16, 18, 3), i)) for i in range(8)]
-        references = [tf_histeq.equalize_hist(x, method=["opencv", "pil"][c]).numpy() for c, x in jobs]
+        references = [
+            tf_histeq.equalize_hist(x, method=["opencv", "pil"][c], jit_compile=False).numpy() for c, x in jobs
+        ]
         # Every thread starts with an empty cache: the two functions are traced while others wait for them.
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             results = list(pool.map(lambda job: configs[job[0]](job[1]), jobs * 4))

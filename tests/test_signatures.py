@@ -39,15 +39,6 @@ class WayInDisagreement(AssertionError):
     """The op's keywords agree; only a way-in keyword (`jit_compile`) is missing, misplaced or off its default."""
 
 
-# Ways in that do not take `jit_compile="auto"` yet. The "compile" branch (issue 22: one owner
-# of compilation) adds it to the ops, the random layers, `random_map_fn`, the NumPy functions and
-# the command line. Strict, and only for a disagreement about the way-in keyword: once that branch
-# is merged these pass unexpectedly (a failure), and the marks go.
-COMPILE_BRANCH = pytest.mark.xfail(
-    raises=WayInDisagreement, strict=True, reason="jit_compile is added by the compile branch (issue 22)"
-)
-
-
 def _way_in_rows() -> list[Row]:
     return [(name, KO, keyword.default) for name, keyword in _options.WAY_IN_KEYWORDS.items()]
 
@@ -153,15 +144,12 @@ LAYERS = {
 RANDOM_LAYERS = {"RandomEqualization": "equalize_hist", "RandomCLAHE": "clahe"}
 
 DOORS = [
-    *[pytest.param(lambda op=op: _op_door(op), id=f"tf_histeq.{op}", marks=COMPILE_BRANCH) for op in _options.OP_NAMES],
+    *[pytest.param(lambda op=op: _op_door(op), id=f"tf_histeq.{op}") for op in _options.OP_NAMES],
     *[pytest.param(lambda n=n, op=op: _layer_door(n, op), id=f"layers.{n}") for n, op in LAYERS.items()],
+    *[pytest.param(lambda n=n, op=op: _random_layer_door(n, op), id=f"layers.{n}") for n, op in RANDOM_LAYERS.items()],
+    pytest.param(_numpy_door, id="tf_histeq.histogram_equalization"),
     *[
-        pytest.param(lambda n=n, op=op: _random_layer_door(n, op), id=f"layers.{n}", marks=COMPILE_BRANCH)
-        for n, op in RANDOM_LAYERS.items()
-    ],
-    pytest.param(_numpy_door, id="tf_histeq.histogram_equalization", marks=COMPILE_BRANCH),
-    *[
-        pytest.param(lambda n=n: _stub_door(n), id=f"__init__.pyi:{n}", marks=COMPILE_BRANCH)
+        pytest.param(lambda n=n: _stub_door(n), id=f"__init__.pyi:{n}")
         for n in (*_options.OP_NAMES, "histogram_equalization")
     ],
 ]
@@ -223,11 +211,11 @@ def _preprocessing_door(op: str) -> tuple[list[Row], list[Row]]:
 KWARGS_DOORS = [
     *[pytest.param(lambda op=op: _map_fn_door(op), id=f"data.map_fn({op})") for op in _options.OP_NAMES],
     *[
-        pytest.param(lambda op=op: _random_map_fn_door(op), id=f"data.random_map_fn({op})", marks=COMPILE_BRANCH)
+        pytest.param(lambda op=op: _random_map_fn_door(op), id=f"data.random_map_fn({op})")
         for op in _options.RANDOM_OPS
     ],
     *[
-        pytest.param(lambda op=op: _preprocessing_door(op), id=f"preprocessing_function({op})", marks=COMPILE_BRANCH)
+        pytest.param(lambda op=op: _preprocessing_door(op), id=f"preprocessing_function({op})")
         for op in _options.OP_NAMES
     ],
 ]
@@ -296,16 +284,13 @@ def _config_door(name: str, op: str, random: bool) -> tuple[list[Row], list[Row]
 
 
 BUILT_DOORS = [
-    *[
-        pytest.param(lambda op=op: _cli_door(op), id=f"tf-histeq {op}", marks=COMPILE_BRANCH)
-        for op in _options.OP_NAMES
-    ],
+    *[pytest.param(lambda op=op: _cli_door(op), id=f"tf-histeq {op}") for op in _options.OP_NAMES],
     *[
         pytest.param(lambda n=n, op=op: _config_door(n, op, False), id=f"layers.{n}.get_config")
         for n, op in LAYERS.items()
     ],
     *[
-        pytest.param(lambda n=n, op=op: _config_door(n, op, True), id=f"layers.{n}.get_config", marks=COMPILE_BRANCH)
+        pytest.param(lambda n=n, op=op: _config_door(n, op, True), id=f"layers.{n}.get_config")
         for n, op in RANDOM_LAYERS.items()
     ],
 ]
@@ -353,7 +338,6 @@ def _readme_heading(op: str) -> list[Row]:
 
 
 @pytest.mark.parametrize("op", _options.OP_NAMES)
-@COMPILE_BRANCH
 def test_readme_headings_are_the_schemas(op):
     _check(f"README.md `tf_histeq.{op}(...)`", _readme_heading(op), _op_door(op)[1])
 

@@ -25,6 +25,8 @@ _EXPORTS = {
     "Histogram": "tf_histeq._reference",
     "histogram_equalization": "tf_histeq.numpy_api",
     "preprocessing_function": "tf_histeq.numpy_api",
+    "compiled_shapes": "tf_histeq._xla",
+    "clear_compiled": "tf_histeq._xla",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import tensorflow as tf
 
 from tf_histeq._reference import Histogram as Histogram
+from tf_histeq._xla import CompiledShapes
 
 __version__: str
 __all__: list[str]
@@ -19,6 +20,7 @@ Images: TypeAlias = npt.ArrayLike | tf.Tensor
 Mask: TypeAlias = npt.ArrayLike | tf.Tensor | None
 ValueRange: TypeAlias = tuple[float, float] | list[float] | None
 Alpha: TypeAlias = Literal["auto"] | bool
+JitCompile: TypeAlias = Literal["auto"] | bool
 
 def equalize_hist(
     images: Images,
@@ -29,6 +31,7 @@ def equalize_hist(
     channels: Literal["per_channel", "luminance", "joint", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: Mask = None,
+    jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
 def clahe(
     images: Images,
@@ -40,6 +43,7 @@ def clahe(
     channels: Literal["per_channel", "luminance", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: Mask = None,
+    jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
 def match_histograms(
     images: Images,
@@ -51,6 +55,7 @@ def match_histograms(
     alpha: Alpha = "auto",
     mask: Mask = None,
     reference_mask: Mask = None,
+    jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
 def reference_histogram(
     data: Images | tf.data.Dataset | Iterable[npt.ArrayLike],
@@ -69,5 +74,10 @@ def histogram_equalization(
     channels: Literal["per_channel", "luminance", "joint", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: npt.ArrayLike | None = None,
+    jit_compile: JitCompile = "auto",
 ) -> np.ndarray: ...
-def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable[[np.ndarray], np.ndarray]: ...
+def preprocessing_function(
+    op: str = "equalize_hist", *, jit_compile: JitCompile = "auto", **kwargs: Any
+) -> Callable[[np.ndarray], np.ndarray]: ...
+def compiled_shapes() -> list[CompiledShapes]: ...
+def clear_compiled() -> None: ...

@@ -79,7 +79,28 @@ def apply(op: Callable, images, transformation: Mapping[str, tf.Tensor], op_kwar
     """
     if "clip_limit" in transformation:
         op_kwargs = {**op_kwargs, "clip_limit": transformation["clip_limit"]}
-    out = op(images, **op_kwargs)
+    out = op(images, **op_kwargs, jit_compile=False)  # the caller's `_xla.JitRunner` decides compilation
     selected = transformation["apply"]
     selected = tf.reshape(selected, [-1, 1, 1, 1] if out.shape.rank == 4 else [])
     return tf.where(selected, out, tf.convert_to_tensor(images, out.dtype))
+
+
+def transform(
+    images, mask=None, *, op: Callable, selected: tf.Tensor, clip_limit: tf.Tensor | None = None, **op_kwargs
+):
+    """`apply` as a function of `(images, mask=None, **options, **tensors)`, for `tf_histeq._xla.JitRunner`.
+
+    The drawn `selected` (`transformation["apply"]`) and `clip_limit` are the
+    per-call tensors, `op` and its keyword arguments the configuration. The
+    random ops take no mask: `mask` is always None.
+    """
+    transformation = {"apply": selected} if clip_limit is None else {"apply": selected, "clip_limit": clip_limit}
+    return apply(op, images, transformation, op_kwargs)
+
+
+def tensors(transformation: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The per-call tensors of `transform` for a transformation from `draw`."""
+    out = {"selected": transformation["apply"]}
+    if "clip_limit" in transformation:
+        out["clip_limit"] = transformation["clip_limit"]
+    return out

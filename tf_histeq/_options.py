@@ -363,10 +363,18 @@ OP_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 # What every way in takes besides the op's keywords, after them: how the op runs.
-# `check_jit_compile` lives with the runner, in `tf_histeq._xla`. No flag yet: the
-# command line gets `--jit-compile` when its pipeline takes the option.
+# `check_jit_compile` lives with the runner, in `tf_histeq._xla`.
 JIT_COMPILE = "auto"
-WAY_IN_KEYWORDS: dict[str, Keyword] = {"jit_compile": Keyword(JIT_COMPILE)}
+WAY_IN_KEYWORDS: dict[str, Keyword] = {
+    "jit_compile": Keyword(
+        JIT_COMPILE,
+        flag=Flag(
+            "XLA: auto compiles the image sizes that enough files (by their headers) share, true every size, "
+            "false none (default {default})",
+            words={"auto": "auto", "true": True, "false": False},
+        ),
+    )
+}
 
 # The random ways in (`tf_histeq.layers.RandomCLAHE` and `RandomEqualization`,
 # `tf_histeq.data.random_map_fn`): the ops they draw, and their own keywords, after

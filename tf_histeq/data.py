@@ -54,19 +54,21 @@ def map_fn(
 
     XLA (`jit_compile="auto"`, the default): the op runs XLA-compiled inside
     the pipeline, several times faster on CPU than uncompiled, with identical
-    results, wherever that pays. XLA compiles one executable per image shape
+    results, wherever that pays, decided by tf_histeq's one runner (as for
+    the layers, the NumPy functions and the ops called eagerly; see
+    `tf_histeq.compiled_shapes`). XLA compiles one executable per image shape
     (about a second each). Where the element's image size is static
     (fixed-size arrays, `tf.image.resize`, `decode_png` followed by
     `ensure_shape`), every element has that size and the compiled op runs
     from the first element. Where the size is known only at run time
-    (`tf.io.decode_png`), a shape is compiled once about a megapixel (`2**20`
-    values) of it has run uncompiled (from the third 896x896 image on, the
-    fifth 512x512 one); at most 8 shapes are compiled per configuration (a few
-    more if new sizes arrive in parallel), and images of further sizes run the
-    uncompiled op: the function counts the values it has run per shape in a
-    small host-side table, and picks the compiled or the uncompiled op with a
-    `tf.cond`. So a dataset of one or a few image sizes runs compiled, and one
-    of many sizes pays no more than a few compilations. `jit_compile=True`
+    (`tf.io.decode_png`), a shape is compiled once
+    `tf_histeq._xla.COMPILE_AFTER_VALUES` values of it have run uncompiled,
+    for at most `tf_histeq._xla.MAX_COMPILED_SHAPES` shapes per configuration
+    (a few more if new sizes arrive in parallel); images of further sizes run
+    the uncompiled op: the function counts the values it has run per shape in
+    a small host-side table, and picks the compiled or the uncompiled op with
+    a `tf.cond`. So a dataset of one or a few image sizes runs compiled, and
+    one of many sizes pays no more than a few compilations. `jit_compile=True`
     compiles every shape, without bound; `jit_compile=False` never compiles.
 
     Args:
@@ -122,7 +124,7 @@ def random_map_fn(
     *,
     seed: int,
     factor: float | None = None,
-    jit_compile: bool = False,
+    jit_compile: str | bool = _xla.JIT_COMPILE,
     **kwargs: Any,
 ) -> Callable:
     """Return a `dataset.map` function that augments each element's image from a seed of its own.
@@ -164,8 +166,10 @@ def random_map_fn(
         seed: An int: the pipeline's seed.
         factor: Probability that an image is transformed; defaults as in the
             layers: 1.0 for `"clahe"`, 0.5 for `"equalize_hist"`.
-        jit_compile: Compile the transformation with XLA (for fixed-size
-            images), as in `map_fn`.
+        jit_compile: `"auto"` (the default), True or False, as in `map_fn`:
+            the draws stay outside the compiled function (stateless integer
+            draws, the same compiled or not), the transformation runs
+            XLA-compiled where `map_fn`'s would.
         **kwargs: Keyword arguments of the function, but `mask`. For
             `"clahe"`, `clip_limit` is a limit >= 0 or a `(min, max)` range
             (default `(1.0, 4.0)`).
@@ -206,17 +210,13 @@ def random_map_fn(
     function = ops.OPS[op]
     if image_key is not None and not isinstance(image_key, str):
         fail(TypeError, "image_key", "be a string (the key of the image in dict elements) or None", image_key)
-    if not isinstance(jit_compile, bool):
-        fail(TypeError, "jit_compile", "be True or False", jit_compile)
+    runner = _xla.JitRunner(_augment.transform, {"op": function, **checked}, jit_compile)
 
     def augment(image, element_seed):
         image = tf.convert_to_tensor(image)
         count = tf.shape(image)[0] if image.shape.rank == 4 else 1
         transformation = _augment.draw(element_seed, count, factor=factor, clip_limit=clip_limit)
-        return _augment.apply(function, image, transformation, checked)
-
-    if jit_compile:
-        augment = tf.function(augment, jit_compile=True, reduce_retracing=True)
+        return runner(image, **_augment.tensors(transformation))
 
     def mapper(*pair):
         key = pair[0] if len(pair) == 2 else None

@@ -11,31 +11,32 @@ In Keras 3 (3.15) `ImageDataGenerator` lives only at
 `tf.keras.preprocessing.image.ImageDataGenerator` (not `keras.preprocessing.image`);
 `tf_keras.preprocessing.image.ImageDataGenerator` (Keras 2) works the same way.
 
-Each configuration, image shape and dtype is traced and XLA-compiled once, the
-first time it is seen, and the compiled function is reused by every later call
-(from any thread, any callable with the same configuration); the most recently
-used 64 are kept. The callables are thread-safe, as `ImageDataGenerator`
-workers need.
+XLA: `jit_compile="auto"` (the default) means what it means for
+`tf_histeq.clahe` called eagerly, which these functions are: tf_histeq's one
+runner (`tf_histeq.compiled_shapes`) compiles an image shape once it has run
+uncompiled `tf_histeq._xla.COMPILE_AFTER_VALUES` values, each call counting
+as at least `tf_histeq._xla.EAGER_CALL_VALUES` values (the fixed cost of an
+uncompiled eager call): a large image compiles from its second call, a small
+one (as `ImageDataGenerator` passes, one image per call) after a few dozen
+calls, and a one-off call never waits about a second for the compiler. The
+counts are shared with `tf_histeq.equalize_hist` / `tf_histeq.clahe` called
+eagerly with the same options. `jit_compile=True` compiles each shape the
+first time it is seen (what these functions always did before the option
+existed), `False` never compiles. The callables are thread-safe, as
+`ImageDataGenerator` workers need.
 """
 
 from __future__ import annotations
 
-import collections
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from tf_histeq import _convert, _options, ops
+from tf_histeq import _convert, _options, _xla, ops
 from tf_histeq._options import fail
 
 __all__ = ["histogram_equalization", "preprocessing_function"]
-
-_CACHE_SIZE = 64
-_cache: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
-_lock = threading.Lock()
 
 
 def histogram_equalization(
@@ -47,6 +48,7 @@ def histogram_equalization(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Equalize the histogram of every channel of a NumPy image.
 
@@ -89,6 +91,8 @@ def histogram_equalization(
         mask: Optional bool (or 0/1) array of shape `(H, W)` (or as
             `tf_histeq.equalize_hist` accepts); only pixels inside it build
             the histograms.
+        jit_compile: `"auto"`, True or False, as in `tf_histeq.equalize_hist`
+            (see the module docstring).
 
     Returns:
         A NumPy array with the shape and dtype of `image`.
@@ -107,10 +111,13 @@ def histogram_equalization(
     """
     options = _options.arguments("equalize_hist", locals())  # the keywords of the signature
     mask = options.pop("mask")
-    return _run("equalize_hist", _options.resolve("equalize_hist", options, exclude=("mask",)), image, _as_mask(mask))
+    checked = _options.resolve("equalize_hist", options, exclude=("mask",))
+    return _run(_xla.JitRunner(ops.OPS["equalize_hist"], checked, jit_compile), image, _as_mask(mask))
 
 
-def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable[[np.ndarray], np.ndarray]:
+def preprocessing_function(
+    op: str = "equalize_hist", *, jit_compile: str | bool = _xla.JIT_COMPILE, **kwargs: Any
+) -> Callable[[np.ndarray], np.ndarray]:
     """Return a NumPy-in, NumPy-out equalizer configured once, for `ImageDataGenerator`.
 
     The returned callable takes one array and returns
@@ -123,6 +130,8 @@ def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable
 
     Args:
         op: `"equalize_hist"` or `"clahe"`.
+        jit_compile: `"auto"`, True or False, as in `tf_histeq.clahe` (see
+            the module docstring).
         **kwargs: Keyword arguments of the function, with its defaults (for
             example `clip_limit=2.0, tile_grid_size=(8, 8)` for `"clahe"`).
 
@@ -147,9 +156,10 @@ def preprocessing_function(op: str = "equalize_hist", **kwargs: Any) -> Callable
     """
     checked = _options.resolve(op, kwargs)
     mask = _as_mask(checked.pop("mask", None))
+    runner = _xla.JitRunner(ops.OPS[op], checked, jit_compile)
 
     def preprocess(image):
-        return _run(op, checked, image, mask)
+        return _run(runner, image, mask)
 
     preprocess.__name__ = f"{op}_preprocessing_function"
     preprocess.__qualname__ = preprocess.__name__
@@ -166,48 +176,9 @@ def _as_mask(mask) -> np.ndarray | None:
     return mask
 
 
-def _as_image(image) -> np.ndarray:
-    array = np.asarray(image)
-    try:
-        dtype = tf.as_dtype(array.dtype)
-    except TypeError:
-        dtype = None
-    if dtype not in _convert.SUPPORTED_DTYPES:
-        expected = ", ".join(d.name for d in _convert.SUPPORTED_DTYPES)
-        fail(TypeError, "image.dtype", f"be one of {expected}", str(array.dtype))
-    if array.ndim not in (2, 3, 4):
-        fail(ValueError, "image.shape", "have rank 2 (H, W), 3 (H, W, C) or 4 (N, H, W, C)", array.shape)
-    return array
-
-
-def _run(op: str, checked: dict, image, mask: np.ndarray | None) -> np.ndarray:
-    array = _as_image(image)
-    config = tuple(sorted(checked.items()))
-    mask_key = None if mask is None else (mask.dtype.str, mask.shape)
-    key = (op, config, array.dtype.str, array.shape, mask_key)
-    compiled = _compiled(key, ops.OPS[op], checked, array, mask)
-    args = (array,) if mask is None else (array, mask)
-    out = compiled(*map(tf.constant, args)).numpy()
+def _run(runner: _xla.JitRunner, image, mask: np.ndarray | None) -> np.ndarray:
+    # The op's own checks, naming the NumPy argument; then the runner, which calls the op.
+    images = _convert.as_images(np.asarray(image), name="image")
+    out = runner(images, mask).numpy()
     # ImageDataGenerator rescales the result in place.
     return out if out.flags.writeable else out.copy()
-
-
-def _compiled(key: tuple, function: Callable, checked: dict, array: np.ndarray, mask: np.ndarray | None) -> Callable:
-    """Return the compiled function for `key`, tracing it once (under the lock) on first use."""
-    with _lock:
-        compiled = _cache.get(key)
-        if compiled is not None:
-            _cache.move_to_end(key)
-            return compiled
-
-        def equalize(*args):
-            return function(args[0], mask=args[1] if len(args) > 1 else None, **checked)
-
-        signature = [tf.TensorSpec(array.shape, array.dtype)]
-        if mask is not None:
-            signature.append(tf.TensorSpec(mask.shape, mask.dtype))
-        compiled = tf.function(equalize, input_signature=signature, jit_compile=True).get_concrete_function()
-        _cache[key] = compiled
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-        return compiled

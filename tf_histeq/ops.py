@@ -26,11 +26,12 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from tf_histeq import _clahe, _convert, _histogram, _matching, _options, _planes, _reference_counts
+from tf_histeq import _clahe, _convert, _histogram, _matching, _options, _planes, _reference_counts, _xla
 from tf_histeq._planes import Mapping
 from tf_histeq._reference import Histogram
 
 
+@_xla.eager_door
 def equalize_hist(
     images,
     *,
@@ -40,6 +41,7 @@ def equalize_hist(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Equalize the histogram of every channel of every image.
 
@@ -87,6 +89,13 @@ def equalize_hist(
             histogram (in a lightness mode, pixels whose 3 channels are all
             inside); every pixel is mapped. An all-false mask leaves the image
             unchanged.
+        jit_compile: XLA for eager calls (in a `tf.function` or graph of
+            yours the op is the plain op, whatever this says): `"auto"` runs
+            a one-off call uncompiled and compiles an image shape that
+            repeats (`tf_histeq._xla.COMPILE_AFTER_VALUES`), as the layers,
+            map functions, NumPy functions and command line do; True compiles
+            every shape; False never compiles. `tf_histeq.compiled_shapes`
+            reports what was compiled, `tf_histeq.clear_compiled` forgets it.
 
     Returns:
         A tensor with the same shape and dtype as `images`.
@@ -120,6 +129,7 @@ def equalize_hist(
         return _planes.run("equalize_hist", images, spec, channels, alpha, mask, kernel)
 
 
+@_xla.eager_door
 def clahe(
     images,
     *,
@@ -130,6 +140,7 @@ def clahe(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Contrast Limited Adaptive Histogram Equalization of every channel of every image.
 
@@ -189,6 +200,8 @@ def clahe(
             either with a trailing 1. Only pixels inside the mask build the tile
             histograms; every pixel is mapped. A tile with no pixel inside the
             mask uses the identity table.
+        jit_compile: `"auto"`, True or False: XLA for eager calls, as in
+            `equalize_hist`.
 
     Returns:
         A tensor with the same shape and dtype as `images`.
@@ -238,6 +251,7 @@ def clahe(
 
 # No tensor-dependent Python control flow: AutoGraph, which `tf.function` applies to
 # what it calls, would only spend seconds converting the helpers (10x the trace).
+@_xla.eager_door
 @tf.autograph.experimental.do_not_convert
 def match_histograms(
     images,
@@ -249,6 +263,7 @@ def match_histograms(
     alpha=_options.ALPHA,
     mask=None,
     reference_mask=None,
+    jit_compile=_xla.JIT_COMPILE,
 ):
     """Map every channel of every image so that its histogram matches a reference's.
 
@@ -302,6 +317,9 @@ def match_histograms(
             like the nearest level below it that is present).
         reference_mask: Optional mask of the reference image, `(H', W')` or
             `(H', W', 1)`: only its pixels build the reference histogram.
+        jit_compile: `"auto"`, True or False: XLA for eager calls, as in
+            `equalize_hist` (the reference is read and checked when the
+            compiled function is traced, as in an uncompiled call).
 
     Empty masks and references: a `mask`, `reference_mask` or `reference`
     known when the function is called or traced (NumPy, eager tensor, constant)

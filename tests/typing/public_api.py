@@ -22,6 +22,9 @@ matched = tf_histeq.match_histograms(image, reference, channels="joint")
 out: np.ndarray = tf_histeq.histogram_equalization(image.astype(np.float32), value_range=(0, 255))
 function = tf_histeq.preprocessing_function("clahe", clip_limit=3.0)
 version: str = tf_histeq.__version__
+compiled = tf_histeq.clahe(image, jit_compile=True)
+shapes: tuple[str, ...] = tf_histeq.compiled_shapes()[0].compiled
+tf_histeq.clear_compiled()
 
 if TYPE_CHECKING:
     # Each line is wrong, and mypy must say so (else `--warn-unused-ignores` fails the run).
@@ -29,3 +32,4 @@ if TYPE_CHECKING:
     tf_histeq.clahe(image, 2.0)  # type: ignore[call-arg]
     tf_histeq.equalize_hist(image, no_such_option=1)  # type: ignore[call-arg]
     wrong: int = tf_histeq.reference_histogram(image)  # type: ignore[assignment]
+    tf_histeq.clahe(image, jit_compile="always")  # type: ignore[arg-type]

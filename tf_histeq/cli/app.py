@@ -78,8 +78,7 @@ def _shown(value) -> str:
 def _add_op_arguments(parser: argparse.ArgumentParser, op: str) -> None:
     """One flag per keyword of `op` that has one, in signature order, from the schema in `tf_histeq._options`."""
     done = "matched" if op == "match_histograms" else "equalized"
-    for name in _options.OP_KEYWORDS[op]:
-        keyword = _options.KEYWORDS[name]
+    for name, keyword in _keywords(op):
         flag = keyword.flag
         if flag is None:
             continue
@@ -98,14 +97,20 @@ def _add_op_arguments(parser: argparse.ArgumentParser, op: str) -> None:
         parser.add_argument("--" + name.replace("_", "-"), **options)
 
 
+def _keywords(op: str) -> list[tuple[str, _options.Keyword]]:
+    """The keywords of `op`, then those of every way in (`jit_compile`), in signature order."""
+    return [(name, _options.KEYWORDS[name]) for name in _options.OP_KEYWORDS[op]] + list(
+        _options.WAY_IN_KEYWORDS.items()
+    )
+
+
 def op_arguments(args: argparse.Namespace) -> dict:
     """The op's keyword arguments from parsed command-line arguments (the positional `reference` left out).
 
     Words stand for their values (`--alpha true` for `alpha=True`), pairs are tuples.
     """
     kwargs = {}
-    for name in _options.OP_KEYWORDS[args.op]:
-        keyword = _options.KEYWORDS[name]
+    for name, keyword in _keywords(args.op):
         if keyword.flag is None or keyword.positional:
             continue
         value = getattr(args, name)

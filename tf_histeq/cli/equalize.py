@@ -30,7 +30,7 @@ class _SourceError(Exception):
 
 
 def op_kwargs(args) -> dict:
-    """The op's keyword arguments from the command line, validated by `_options.resolve`.
+    """The op's keyword arguments from the command line, validated by `_options.resolve`, and `jit_compile`.
 
     `match_histograms`'s `reference` is read later (`match.read_reference`).
 
@@ -38,8 +38,10 @@ def op_kwargs(args) -> dict:
         UsageError: With the op's own message, if an option has a bad value.
     """
     options = op_arguments(args)
+    way_in = {name: options.pop(name) for name in _options.WAY_IN_KEYWORDS}  # checked by their flags' choices
     try:
         kwargs = _options.resolve(args.op, options, exclude=tuple(set(_options.OP_KEYWORDS[args.op]) - set(options)))
+        kwargs.update(way_in)
         if not 0 <= args.jpeg_quality <= 100:
             _options.fail(ValueError, "jpeg_quality", "be an int in [0, 100]", args.jpeg_quality)
         if not 0 <= args.png_compression <= 9:
@@ -120,7 +122,7 @@ def run(args) -> int:
         print(f"{PROG}: {shown(job.source)}: {job.error}", file=sys.stderr)
     stats = service.Stats()
     if todo:
-        _process(args, kwargs, pipeline.order(todo), tally, stats)
+        _process(args, kwargs, pipeline.order(todo, kwargs["jit_compile"]), tally, stats)
     return _report(args, tally, stats)
 
 

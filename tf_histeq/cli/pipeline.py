@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import collections
 import functools
+import importlib
 import os
 import re
 
-from tf_histeq.cli import decoding, files
+from tf_histeq import _options
+from tf_histeq.cli import decoding, files, runtime
 from tf_histeq.cli.files import Job
 from tf_histeq.cli.runtime import tf
 
 _FORMAT_CODE = {"png": 0, "jpeg": 1, "bmp": 2}
-# Images of one size (and bit depth) that make XLA worth its compile: XLA compiles each image shape
-# anew (about a second of CPU), and the compiled op runs a few times faster on CPU than the graph,
-# which repays the compile after a few dozen images of that shape.
-XLA_MIN_IMAGES = 32
 # The IDCT of JPEG inputs: libjpeg's default (JDCT_ISLOW), which `cv2.imread` and Pillow use. TensorFlow's
 # own default (INTEGER_FAST, JDCT_IFAST) puts pixels up to a few levels off theirs.
 JPEG_DCT_METHOD = "INTEGER_ACCURATE"
@@ -43,16 +41,40 @@ def reason(err: Exception, path: str | None = None) -> str:
     return text or type(err).__name__
 
 
-def runs_compiled(jobs: list[Job]) -> list[bool]:
-    """Whether each job runs the XLA-compiled op: those of a size shared by `XLA_MIN_IMAGES` jobs or more.
-
-    XLA compiles once per image shape, which pays off over many images of that
-    shape and costs far more than it saves on a few; so a folder of one size runs
-    compiled and one of varied sizes runs the op as a graph. Sizes come from the
-    file headers; a job whose header does not give one is not compiled.
-    """
+def _shapes(jobs: list[Job]) -> dict[tuple, tuple[str, tuple[int, ...], int]]:
+    """What the headers say ahead: `(is16, size)` -> `(dtype, (height, width, channels), files of that size)`."""
     counts = collections.Counter((job.is16, job.size) for job in jobs if job.size)
-    return [job.size is not None and counts[job.is16, job.size] >= XLA_MIN_IMAGES for job in jobs]
+    channels = {}
+    for job in jobs:
+        if job.size:
+            channels[job.is16, job.size] = min(channels.get((job.is16, job.size), 4), *job.channels)
+    return {
+        (is16, size): ("uint16" if is16 else "uint8", (*size, channels[is16, size]), count)
+        for (is16, size), count in counts.items()
+    }
+
+
+def runs_compiled(jobs: list[Job], runner=None, jit_compile=_options.JIT_COMPILE) -> list[bool]:
+    """Whether each job runs the XLA-compiled op, as tf_histeq's runner decides from the file headers.
+
+    The headers give each image's size before decoding, so the runner
+    (`tf_histeq._xla.JitRunner.plan`) learns how many images of each size and
+    bit depth will come: a size that its counting would compile before the
+    last of them runs compiled from the first, within its bound on compiled
+    shapes; the others run the op as a graph. A job whose header does not give
+    a size is not compiled. With `runner` the decision is its (`jit_compile`
+    is then ignored) and is recorded there (it shows in
+    `tf_histeq.compiled_shapes`); without, the decision for `jit_compile`.
+    """
+    shapes = _shapes(jobs)
+    chosen = runner.plan(shapes) if runner is not None else _xla().plan(shapes, jit_compile)
+    return [job.size is not None and (job.is16, job.size) in chosen for job in jobs]
+
+
+def _xla():
+    """`tf_histeq._xla`, imported when a run needs it (after TensorFlow, quietly: `runtime.import_tensorflow`)."""
+    runtime.import_tensorflow()
+    return importlib.import_module("tf_histeq._xla")
 
 
 def _static_key(job: Job, compiled: bool) -> tuple | None:
@@ -62,14 +84,14 @@ def _static_key(job: Job, compiled: bool) -> tuple | None:
     return None
 
 
-def order(jobs: list[Job]) -> list[Job]:
+def order(jobs: list[Job], jit_compile=_options.JIT_COMPILE) -> list[Job]:
     """`jobs` with those that `build` runs through one static pipeline side by side (a stable sort).
 
     Jobs of one size, bit depth, channel count and output format that run
     compiled (`runs_compiled`) come first, group by group in order of first
     appearance; the others keep their order, after them.
     """
-    keys = [_static_key(job, xla) for job, xla in zip(jobs, runs_compiled(jobs), strict=True)]
+    keys = [_static_key(job, xla) for job, xla in zip(jobs, runs_compiled(jobs, jit_compile=jit_compile), strict=True)]
     first = {}
     for key in keys:
         if key is not None:
@@ -112,11 +134,16 @@ def build(jobs: list[Job], op, kwargs: dict, jpeg_quality: int, service: str | N
     """
     # Trace the op only for the (bit depth, channels) pairs the headers allow, and under XLA only
     # where a job needs it: each costs a trace.
-    compiled = runs_compiled(jobs)
+    kwargs = dict(kwargs)
+    jit_compile = kwargs.pop("jit_compile", _options.JIT_COMPILE)
+    runner = _xla().JitRunner(op, kwargs, jit_compile)
+    compiled = runs_compiled(jobs, runner)
     fixes = [_inspect(job) for job in jobs]
     expected = {(job.is16, c) for job in jobs for c in job.channels}
     expected_xla = {(job.is16, c) for job, xla in zip(jobs, compiled, strict=True) if xla for c in job.channels}
-    op_xla = tf.function(lambda image: op(image, **kwargs), jit_compile=True, autograph=False)
+
+    def op_xla(image):
+        return runner.run(image, xla=True)
 
     def failure(message: str):
         return tf.constant(b""), tf.constant(message)

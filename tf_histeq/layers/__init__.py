@@ -39,24 +39,28 @@ when the layer is called or built on them; give such a layer a float32 policy
 of its own (`CLAHE(dtype="float32")`) inside a mixed-precision model.
 
 XLA (`jit_compile="auto"`, the default): the layers compile their op with XLA
-themselves where that pays, with identical results. Keras compiles a whole
-model only on GPU without a distribution strategy (its own
-`jit_compile="auto"`), and the op alone runs several times faster compiled on
-CPU. So:
+themselves where that pays, with identical results, through tf_histeq's one
+runner (`tf_histeq._xla`; `tf_histeq.compiled_shapes` reports its decisions).
+Keras compiles a whole model only on GPU without a distribution strategy (its
+own `jit_compile="auto"`), and the op alone runs several times faster compiled
+on CPU. So:
 
 - in `fit`, `evaluate` and `predict` (and their `*_on_batch`) of a model
   with a fixed image size (height, width, channels; the batch may vary), the
   op runs compiled from the first step: the traced step runs that one size;
 - with sizes unknown when the step is traced (`keras.Input((None, None, 1))`),
   and in eager calls, a shape (with the dtype and the mask's shape) is compiled
-  once about a megapixel of it (`2**20` values) has run uncompiled: from the
-  second call on for batches of that size, later for smaller ones. Small and
-  one-off calls never wait for the compiler (about a second per shape);
-- at most 8 shapes are compiled per configuration (the options and the compute
-  dtype, shared by all layers that have them; a few more if new shapes arrive
-  in parallel); further shapes, as with data of many sizes, run the uncompiled
-  op. XLA keeps one executable per shape and device (per replica under a
-  `tf.distribute` strategy);
+  once `tf_histeq._xla.COMPILE_AFTER_VALUES` values of it have run
+  uncompiled (an eager call counting as at least
+  `tf_histeq._xla.EAGER_CALL_VALUES`): from the second call on for large
+  batches, later for smaller ones. One-off calls never wait for the compiler
+  (about a second per shape);
+- at most `tf_histeq._xla.MAX_COMPILED_SHAPES` shapes are compiled per
+  configuration (the op, its options and the compute dtype, shared by every
+  way in that has them; a few more if new shapes arrive in parallel); further
+  shapes, as with data of many sizes, run the uncompiled op. XLA keeps one
+  executable per shape and device (per replica under a `tf.distribute`
+  strategy);
 - the counts are kept at run time, so shapes unknown when the graph is traced
   (a dataset of decoded files) compile too;
 - in a model that XLA compiles as a whole (`model.compile(jit_compile=True)`,

@@ -39,7 +39,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_histeq import _augment, _compat, _convert, _options
+from tf_histeq import _augment, _compat, _convert, _options, _xla
 from tf_histeq._options import fail
 from tf_histeq.layers._base import Equalizer
 
@@ -53,11 +53,17 @@ class _RandomEqualizer(Equalizer):
 
     _clip_range: float | tuple[float, float] | None = None
 
-    def __init__(self, *, factor, seed, **kwargs):
+    def __init__(self, *, factor, seed, jit_compile, **kwargs):
         super().__init__(**kwargs)
         self.factor = _options.check_probability(factor)
         self.seed = _options.check_seed(seed)
+        self.jit_compile = _xla.check_jit_compile(jit_compile)
         self.generator = keras.random.SeedGenerator(self.seed)
+
+    def _make_runner(self) -> None:
+        """The runner of the transformation (`tf_histeq._xla`), once the op's options are final."""
+        options = {"op": self._function, **self._op_kwargs}
+        self._runner = _xla.JitRunner(_augment.transform, options, self.jit_compile, self.compute_dtype)
 
     def _call_outside_tensorflow_backend(self, data, **kwargs):
         fail(
@@ -149,7 +155,8 @@ class _RandomEqualizer(Equalizer):
         if training:
             if transformation is None:
                 transformation = self.get_random_transformation(images)
-            images = _augment.apply(self._function, images, transformation, self._op_kwargs)
+            # Compiled as the other layers' op is (see `Equalizer.call`): in Keras's steps, and eagerly.
+            return self._runner(images, graphs=_xla.in_keras_step(), **_augment.tensors(transformation))
         return tf.cast(images, self.compute_dtype)
 
     def transform_labels(self, labels, transformation=None, training=True):
@@ -203,6 +210,9 @@ class RandomCLAHE(_RandomEqualizer):
         alpha: `"auto"`, True or False, as in `tf_histeq.clahe`.
         factor: Probability that an image is transformed (default 1.0: all).
         seed: An int for reproducible draws, or None.
+        jit_compile: `"auto"`, True or False: XLA for the transformation,
+            as in the `CLAHE` layer (the draws stay outside the compiled
+            function).
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -256,15 +266,17 @@ class RandomCLAHE(_RandomEqualizer):
         alpha=_options.ALPHA,
         factor=_options.RANDOM_FACTOR["clahe"],
         seed=None,
+        jit_compile=_xla.JIT_COMPILE,
         **kwargs,
     ):
-        super().__init__(factor=factor, seed=seed, **kwargs)
+        super().__init__(factor=factor, seed=seed, jit_compile=jit_compile, **kwargs)
         clip_range = _options.check_clip_range(clip_limit)
         options = _options.arguments(self._OP, locals())  # the keywords of the signature
         del options["clip_limit"]
         self._configure(**options)
         del self._op_kwargs["clip_limit"]  # drawn per image
         self.clip_limit = self._clip_range = clip_range
+        self._make_runner()
 
     def get_config(self):
         """Return the layer configuration (JSON-serializable)."""
@@ -291,6 +303,7 @@ class RandomEqualization(_RandomEqualizer):
         alpha: `"auto"`, True or False, as in `tf_histeq.equalize_hist`.
         factor: Probability that an image is equalized (default 0.5).
         seed: An int for reproducible draws, or None.
+        jit_compile: `"auto"`, True or False, as in `RandomCLAHE`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -328,7 +341,9 @@ class RandomEqualization(_RandomEqualizer):
         alpha=_options.ALPHA,
         factor=_options.RANDOM_FACTOR["equalize_hist"],
         seed=None,
+        jit_compile=_xla.JIT_COMPILE,
         **kwargs,
     ):
-        super().__init__(factor=factor, seed=seed, **kwargs)
+        super().__init__(factor=factor, seed=seed, jit_compile=jit_compile, **kwargs)
         self._configure(**_options.arguments(self._OP, locals()))  # the keywords of the signature
+        self._make_runner()
