@@ -235,6 +235,7 @@ def clear_compiled() -> None:
     Example:
         >>> import numpy as np
         >>> import tf_histeq
+        >>> tf_histeq.clear_compiled()  # what other calls in this process compiled
         >>> _ = tf_histeq.clahe(np.zeros((16, 16), np.uint8), jit_compile=True)
         >>> [entry.compiled for entry in tf_histeq.compiled_shapes()]
         [('uint8 16,16;',)]
