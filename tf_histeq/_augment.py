@@ -10,7 +10,6 @@ of every image, in eager mode, in `tf.function`, under XLA and in `tf.data`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -61,41 +60,33 @@ def draw(
     return transformation
 
 
-def apply(op: Callable, images, transformation: Mapping[str, tf.Tensor], op_kwargs: Mapping[str, Any]) -> tf.Tensor:
-    """Run `op` on the images that `transformation["apply"]` selects; return the others unchanged.
+def transform(
+    images, mask=None, *, op: Callable, selected: tf.Tensor, clip_limit: tf.Tensor | None = None, **op_kwargs
+) -> tf.Tensor:
+    """Run `op` on the images that `selected` selects; return the others unchanged.
 
-    Every image gets its own `transformation["clip_limit"]`, if there is one.
+    The function that `tf_histeq._xla.JitRunner` calls: `op` and `op_kwargs`
+    are its configuration, `selected` and `clip_limit` (from `tensors`) its
+    per-call tensors. Every image gets its own `clip_limit`, if there is one.
     The op runs on the whole batch (no dynamic shapes, so XLA compiles it once)
     and a select keeps the unselected images as they were.
 
     Args:
-        op: `tf_histeq.clahe` or `tf_histeq.equalize_hist`.
         images: `(H, W)`, `(H, W, C)` (one image) or `(N, H, W, C)`.
-        transformation: From `draw`, with `count` the number of images.
-        op_kwargs: The op's other keyword arguments.
+        mask: Always None: the random ops take no mask.
+        op: `tf_histeq.clahe` or `tf_histeq.equalize_hist`.
+        selected: bool `(N,)` (`()` for one image): `transformation["apply"]` from `draw`.
+        clip_limit: float32 `(N,)`: `transformation["clip_limit"]`, or None.
+        **op_kwargs: The op's other keyword arguments.
 
     Returns:
         A tensor with the shape and dtype of `images`.
     """
-    if "clip_limit" in transformation:
-        op_kwargs = {**op_kwargs, "clip_limit": transformation["clip_limit"]}
+    if clip_limit is not None:
+        op_kwargs = {**op_kwargs, "clip_limit": clip_limit}
     out = op(images, **op_kwargs, jit_compile=False)  # the caller's `_xla.JitRunner` decides compilation
-    selected = transformation["apply"]
     selected = tf.reshape(selected, [-1, 1, 1, 1] if out.shape.rank == 4 else [])
     return tf.where(selected, out, tf.convert_to_tensor(images, out.dtype))
-
-
-def transform(
-    images, mask=None, *, op: Callable, selected: tf.Tensor, clip_limit: tf.Tensor | None = None, **op_kwargs
-):
-    """`apply` as a function of `(images, mask=None, **options, **tensors)`, for `tf_histeq._xla.JitRunner`.
-
-    The drawn `selected` (`transformation["apply"]`) and `clip_limit` are the
-    per-call tensors, `op` and its keyword arguments the configuration. The
-    random ops take no mask: `mask` is always None.
-    """
-    transformation = {"apply": selected} if clip_limit is None else {"apply": selected, "clip_limit": clip_limit}
-    return apply(op, images, transformation, op_kwargs)
 
 
 def tensors(transformation: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
