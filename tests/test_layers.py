@@ -68,7 +68,8 @@ class TestSignature:
             }
 
         # jit_compile included: the layer and the op called eagerly take it alike (one runner decides).
-        assert options(layer_cls, {"kwargs"}) == options(function, {"images", "mask"})
+        # The layout (`spatial_dims`) is the class's: HistogramEqualization is 2-D, HistogramEqualization3D 3-D.
+        assert options(layer_cls, {"kwargs"}) == options(function, {"images", "mask", "spatial_dims"})
 
     @pytest.mark.parametrize(("layer_cls", "function"), LAYERS)
     def test_registered_under_the_package_name(self, layer_cls, function):

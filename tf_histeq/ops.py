@@ -386,7 +386,8 @@ def match_histograms(
         array([[100, 100, 150, 201]], dtype=uint8)
     """
     spatial_dims = _options.check_spatial_dims(spatial_dims)
-    if spatial_dims == 3:
+    if spatial_dims == 3:  # the images' layout first, then the reference's
+        _convert.as_images(images, spatial_dims=spatial_dims)
         reference, reference_mask = _convert.volume_reference(unfreeze(reference), unfreeze(reference_mask))
     ingest = functools.partial(_reference_counts.reference_counts, reference, reference_mask)
     return match_counts(
