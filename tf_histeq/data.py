@@ -42,6 +42,9 @@ def map_fn(
     per channel either way, so batching before or after the map gives the same
     result. The channel count must be static (as `tf.io.decode_png(...,
     channels=3)` gives it). Use with `num_parallel_calls=tf.data.AUTOTUNE`.
+    With `spatial_dims=3` (`"equalize_hist"`, `"match_histograms"`), the
+    images are volumes `(D, H, W)`, `(D, H, W, C)` or batches `(N, D, H, W,
+    C)`, one histogram per volume and channel.
 
     The op name and the keyword arguments are checked now, with the functions'
     messages; checks that need the image (dtype, rank, the `value_range`/`bins`
