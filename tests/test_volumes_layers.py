@@ -69,6 +69,17 @@ def test_keras_save_and_load(model, tmp_path):
     assert "spatial_dims" not in layers["equalize"].get_config(), "the layout is the class's"
 
 
+def test_a_fixed_volume_size_with_any_batch_runs_compiled_in_keras_steps():
+    # As for images: a traced step of one volume size calls the compiled op directly (no counting, no tf.cond).
+    from tf_histeq import _xla
+
+    seen = []
+    trace = tf.function(lambda v: seen.append(_xla._sizes_known(v, None)) or v, autograph=False)
+    trace.get_concrete_function(tf.TensorSpec([None, *SHAPE, 1], tf.uint8))
+    trace.get_concrete_function(tf.TensorSpec([None, None, *SHAPE[1:], 1], tf.uint8))
+    assert seen == [True, False]
+
+
 def test_adapt_on_arrays_and_a_reference_given_to_the_constructor():
     expected = tf_histeq.match_histograms(VOLUMES, REFERENCE, mask=BODY, spatial_dims=3).numpy().astype(np.float32)
     adapted = HistogramMatching3D()

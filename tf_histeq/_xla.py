@@ -512,9 +512,14 @@ def _as_tensors(images, mask) -> tuple[tf.Tensor, tf.Tensor | None] | None:
 
 
 def _sizes_known(images: tf.Tensor, mask: tf.Tensor | None) -> bool:
-    """Whether every size but a batch's is static: a traced graph then runs one image size."""
+    """Whether every size but a batch's is static: a traced graph then runs one image (or volume) size.
+
+    The batch is the first axis of rank 4 `(N, H, W, C)` and rank 5 `(N, D, H, W, C)` (volumes).
+    """
     parts = [images] if mask is None else [images, mask]
-    return all(t.shape.rank is not None and t.shape[1 if t.shape.rank == 4 else 0 :].is_fully_defined() for t in parts)
+    return all(
+        t.shape.rank is not None and t.shape[1 if t.shape.rank in (4, 5) else 0 :].is_fully_defined() for t in parts
+    )
 
 
 def _static_key(images: tf.Tensor, mask: tf.Tensor | None) -> str:
