@@ -156,6 +156,12 @@ class TestEqualizeHist:
         expected = cv2_lightness(stacked(rgb), space, cv2.equalizeHist).reshape(rgb.shape)
         assert_same_pixels(actual, expected, f"{space} round trip on a volume")
 
+    def test_empty_volumes_come_back_empty(self):
+        for shape in [(0, 24, 20), (2, 0, 24, 20, 1), (0, 3, 4, 5, 1)]:
+            volumes = np.zeros(shape, np.uint8)
+            assert tf_histeq.equalize_hist(volumes, spatial_dims=3).shape == shape
+            assert tf_histeq.match_histograms(volumes, VOLUMES[0], spatial_dims=3).shape == shape
+
     def test_an_all_false_mask_leaves_the_volume_unchanged(self):
         mask = np.stack([BODY, np.zeros_like(BODY)])  # volume 1: no voxel inside
         actual = tf_histeq.equalize_hist(VOLUMES, mask=mask, spatial_dims=3).numpy()
