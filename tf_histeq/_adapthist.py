@@ -490,7 +490,7 @@ def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int
     out = tf.TensorArray(tf.int16, size=steps, element_shape=None)
     _, out = tf.while_loop(lambda step, out: step < steps, body, (tf.constant(0), out))
     stacked = out.stack()  # (steps, P, rows, *rest)
-    if planes != 1:  # a dynamic or larger plane count: planes first
+    if not isinstance(planes, int) or planes != 1:  # a dynamic or larger plane count: planes first
         stacked = tf.transpose(stacked, [1, 0, *range(2, rank + 2)])
     r = tf.reshape(stacked, [planes, *(ax.size for ax in axes)])
     return r, tf.reduce_min(r, axis=spatial_axes), tf.reduce_max(r, axis=spatial_axes)
