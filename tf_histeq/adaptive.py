@@ -262,8 +262,11 @@ def equalize_adapthist(
             out = _adapthist.equalize_adapthist_planes(colour, spatial_dims=spatial_dims, **kernel)
             invalid_axes = spatial_axes  # one plane
         if colour.dtype in _FLOATS:  # scikit-image refuses values outside [-1, 1]: NaN planes here
-            invalid = tf.reduce_any(tf.logical_not(tf.abs(colour) <= 1), axis=invalid_axes, keepdims=True)
-            out = tf.where(invalid, tf.constant(np.nan, out.dtype), out)
+            # Not `logical_not(abs(x) <= 1)`: Grappler rewrites it as `abs(x) > 1`, which is False for NaN.
+            outside = tf.logical_or(tf.logical_not(tf.math.is_finite(colour)), tf.abs(colour) > 1)
+            invalid = tf.reduce_any(outside, axis=invalid_axes, keepdims=True)
+            # NaN computed from the (gradient-guarded) input: asking a gradient reaches the guard and raises.
+            out = tf.where(invalid, tf.cast(colour, out.dtype) + np.nan, out)
         if has_alpha:  # on the output's scale, as scikit-image's img_as_float reads it
             out = tf.concat([out, tf.cast(_adapthist_hsv._as_float(x[..., -1:]), out.dtype)], axis=-1)
         if rank < spatial_dims + 2:
