@@ -526,9 +526,12 @@ def _as_tensors(images, mask) -> tuple[tf.Tensor, tf.Tensor | None] | None:
 
 
 def _sizes_known(images: tf.Tensor, mask: tf.Tensor | None) -> bool:
-    """Whether every size but a batch's is static: a traced graph then runs one image size."""
+    """Whether every size but a batch's is static: a traced graph then runs one image size.
+
+    The first axis of a rank-4 or rank-5 tensor is read as the batch (`(N, H, W, C)`, `(N, D, H, W, C)`).
+    """
     parts = [images] if mask is None else [images, mask]
-    return all(t.shape.rank is not None and t.shape[1 if t.shape.rank == 4 else 0 :].is_fully_defined() for t in parts)
+    return all(t.shape.rank is not None and t.shape[1 if t.shape.rank >= 4 else 0 :].is_fully_defined() for t in parts)
 
 
 def _static_key(images: tf.Tensor, mask: tf.Tensor | None) -> str:
