@@ -234,6 +234,22 @@ def test_clip_limit_has_a_default_and_a_meaning_per_op():
     assert _options.resolve("equalize_adapthist", {"kernel_size": [3, 4]})["kernel_size"] == (3, 4)  # JSON lists
 
 
+@pytest.mark.slow  # XLA: about 4 s of compiling
+def test_array_options_configure_the_graph():
+    """NumPy and eager-tensor options are read as Python values (the tiling depends on them), compiled or not."""
+    images = images_2d("uint8", SHAPE_2D)[:1, ..., :1]
+    expected = sk_output(images[0, ..., 0], kernel_size=(3, 5), clip_limit=0.02)
+    for jit_compile in (True, False):
+        out = tf_histeq.equalize_adapthist(
+            images,
+            kernel_size=np.array([3, 5]),
+            clip_limit=tf.constant(0.02),
+            nbins=np.int64(256),
+            jit_compile=jit_compile,
+        )
+        assert_same_pixels(out.numpy()[0, ..., 0], expected, f"array options, jit_compile={jit_compile}:")
+
+
 def test_no_command_line_subcommand_and_why():
     from tf_histeq.cli import app
 

@@ -20,6 +20,8 @@ from tf_histeq._options import fail
 # The input dtypes, and the float dtype of the result for each (scikit-image's `_supported_float_type`).
 OUTPUT_DTYPES = _adapthist.OUTPUT_DTYPES
 _FLOATS = (tf.float32, tf.float64)
+# The keywords that shape the graph (the tiling, the clip count): read as Python values.
+_CONFIGURATION = ("kernel_size", "clip_limit", "nbins", "spatial_dims")
 _LAYOUTS = {
     2: "rank 2 (H, W), 3 (H, W, C) or 4 (N, H, W, C) with spatial_dims=2",
     3: "rank 3 (D, H, W), 4 (D, H, W, C) or 5 (N, D, H, W, C) with spatial_dims=3",
@@ -71,6 +73,10 @@ def _checks_values(door):
     @functools.wraps(door)
     def op(images, *args, **kwargs):
         check_values(images)
+        for name in _CONFIGURATION:  # Python values: the door passes arrays and tensors to its function per call
+            value = kwargs.get(name)
+            if isinstance(value, np.ndarray) or (tf.is_tensor(value) and hasattr(value, "numpy")):
+                kwargs[name] = np.asarray(value).tolist()
         return door(images, *args, **kwargs)
 
     op.check_values = check_values
