@@ -84,6 +84,7 @@ SLOWEST_MODULES = (
     "test_matching",
     "test_data",
     "test_adapthist",
+    "test_equalize_adapthist",
     "test_robustness",
     "test_clahe",
     "test_colour",

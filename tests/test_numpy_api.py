@@ -183,7 +183,7 @@ class TestPreprocessingFunction:
     @pytest.mark.parametrize(
         ("args", "kwargs", "error", "match"),
         [
-            (("equalise",), {}, ValueError, r"`op` must be one of .*'match_histograms'. Received: op='equalise'."),
+            (("equalise",), {}, ValueError, r"`op` must be one of .*'match_histograms'.*Received: op='equalise'."),
             (("clahe",), {"bins": 0}, ValueError, r"`bins` must be an int in \[2, 65536\]. Received: bins=0."),
             (("clahe",), {"tile_grid_size": (8, -1)}, ValueError, r"`tile_grid_size` must be two positive ints"),
             (

@@ -55,7 +55,7 @@ def _op_rows(op: str, *, exclude=(), layer=False, random=False) -> list[Row]:
         elif random and name == "clip_limit":
             rows.append((name, KO, _options.RANDOM_CLIP_LIMIT))
         else:
-            rows.append((name, KO, keyword.default))
+            rows.append((name, KO, keyword.default_for(op)))
     return rows
 
 
@@ -148,6 +148,8 @@ LAYERS = {
     "HistogramMatching": "match_histograms",
     "HistogramEqualization3D": "equalize_hist",
     "HistogramMatching3D": "match_histograms",
+    "AdaptiveEqualization": "equalize_adapthist",
+    "AdaptiveEqualization3D": "equalize_adapthist",
 }
 RANDOM_LAYERS = {"RandomEqualization": "equalize_hist", "RandomCLAHE": "clahe"}
 
@@ -175,7 +177,7 @@ def _accepted(call: Callable[..., object], op: str) -> list[Row]:
     """The schema keywords of `op` that `call(op, name=default)` accepts (in schema order), as rows."""
     rows = []
     for name in _options.OP_KEYWORDS[op]:
-        default = _options.KEYWORDS[name].default
+        default = _options.KEYWORDS[name].default_for(op)
         try:
             call(op, **{name: default})
         except TypeError as err:
@@ -194,7 +196,7 @@ def _named(function: Callable) -> list[Row]:
 
 def _kwargs_rows(op: str, *, exclude=()) -> list[Row]:
     """The schema's keywords of `op` as **kwargs take them (no kind, no order of their own), then the way in's."""
-    rows = [(n, "KWARG", _options.KEYWORDS[n].default) for n in _options.OP_KEYWORDS[op] if n not in exclude]
+    rows = [(n, "KWARG", _options.KEYWORDS[n].default_for(op)) for n in _options.OP_KEYWORDS[op] if n not in exclude]
     return [*rows, *_way_in_rows()]
 
 
@@ -257,18 +259,20 @@ def _cli_door(op: str) -> tuple[list[Row], list[Row]]:
     for action in _subparsers()[op]._actions:
         if action.dest not in keywords:
             continue
-        flag, default = keywords[action.dest].flag, action.default
+        flag, default = keywords[action.dest].flag_for(op), action.default
         default = flag.words[default] if flag and flag.words and default is not None else default
         default = tuple(default) if isinstance(default, list) else default
         actual.append(_flag_row(action.dest, op, required=action.required, default=default, choices=action.choices))
     expected = []
     for name in (*_options.OP_KEYWORDS[op], *_options.WAY_IN_KEYWORDS):
         keyword = keywords[name]
-        if keyword.flag is None and name not in WAY_IN:
+        flag = keyword.flag_for(op)
+        if flag is None and name not in WAY_IN:
             continue  # not on the command line (masks)
-        words = keyword.flag.words if keyword.flag else None
+        words = flag.words if flag else None
         choices = tuple(words) if words else keyword.choices_for(op)
-        expected.append(_flag_row(name, op, required=keyword.positional, default=keyword.default, choices=choices))
+        default = keyword.default_for(op)
+        expected.append(_flag_row(name, op, required=keyword.positional, default=default, choices=choices))
     return actual, expected
 
 
@@ -291,8 +295,16 @@ def _config_door(name: str, op: str, random: bool) -> tuple[list[Row], list[Row]
     return actual, expected
 
 
+def _command_ops() -> tuple[str, ...]:
+    """The ops with a `tf-histeq` subcommand: all but those `NO_COMMAND` excludes, with its reason."""
+    from tf_histeq.cli import app
+
+    assert all(reason for reason in app.NO_COMMAND.values()), "tf_histeq.cli.app.NO_COMMAND: an op without a reason"
+    return tuple(op for op in _options.OP_NAMES if op not in app.NO_COMMAND)
+
+
 BUILT_DOORS = [
-    *[pytest.param(lambda op=op: _cli_door(op), id=f"tf-histeq {op}") for op in _options.OP_NAMES],
+    *[pytest.param(lambda op=op: _cli_door(op), id=f"tf-histeq {op}") for op in _command_ops()],
     *[
         pytest.param(lambda n=n, op=op: _config_door(n, op, False), id=f"layers.{n}.get_config")
         for n, op in LAYERS.items()
@@ -314,7 +326,7 @@ def test_op_name_lists_are_the_schemas():
 
     assert tuple(ops.OPS) == _options.OP_NAMES, "tf_histeq.ops.OPS"
     assert deploy._OP_SCOPES == _options.OP_NAMES, "tf_histeq.deploy._OP_SCOPES"
-    assert tuple(_subparsers()) == _options.OP_NAMES, "the tf-histeq subcommands"
+    assert tuple(_subparsers()) == _command_ops(), "the tf-histeq subcommands"
     assert {getattr(layers, n)._OP for n in LAYERS} == set(_options.OP_NAMES), "the layers"
     assert {getattr(layers, n)._OP for n in RANDOM_LAYERS} == set(_options.RANDOM_OPS), "the random layers"
     assert set(_options.RANDOM_OPS) <= set(_options.OP_NAMES)

@@ -1,7 +1,8 @@
 """tf_histeq: histogram equalization, CLAHE and histogram matching in TensorFlow ops.
 
 Bit-exact with OpenCV (`cv2.equalizeHist`, `cv2.createCLAHE`), Pillow
-(`ImageOps.equalize`) and scikit-image (`exposure.match_histograms`), per image
+(`ImageOps.equalize`) and scikit-image (`exposure.match_histograms`,
+`exposure.equalize_adapthist` on images and volumes), per image
 and per channel, eager, in `tf.function`, under XLA and in `tf.data`: verified
 on CPU, and in models exported to TensorFlow Lite (LiteRT) and ONNX Runtime. On
 a GPU the same ops run, but their pixels have not been checked there yet
@@ -21,6 +22,7 @@ _EXPORTS = {
     "equalize_hist": "tf_histeq.ops",
     "clahe": "tf_histeq.ops",
     "match_histograms": "tf_histeq.ops",
+    "equalize_adapthist": "tf_histeq.adaptive",
     "reference_histogram": "tf_histeq.ops",
     "Histogram": "tf_histeq._reference",
     "histogram_equalization": "tf_histeq.numpy_api",

@@ -60,6 +60,17 @@ def match_histograms(
     spatial_dims: SpatialDims = 2,
     jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
+def equalize_adapthist(
+    images: Images,
+    *,
+    kernel_size: int | tuple[int, ...] | list[int] | None = None,
+    clip_limit: float = 0.01,
+    nbins: int = 256,
+    spatial_dims: Literal[2, 3] = 2,
+    channels: Literal["per_channel", "hsv_value"] = "per_channel",
+    alpha: Alpha = "auto",
+    jit_compile: JitCompile = "auto",
+) -> tf.Tensor: ...
 def reference_histogram(
     data: Images | tf.data.Dataset | Iterable[npt.ArrayLike],
     *,

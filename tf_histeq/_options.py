@@ -1,7 +1,7 @@
 """The options of every way in: choices, defaults and validators, without TensorFlow.
 
 One schema serves the functions (`tf_histeq.equalize_hist`, `tf_histeq.clahe`,
-`tf_histeq.match_histograms`),
+`tf_histeq.match_histograms`, `tf_histeq.equalize_adapthist`),
 the Keras layers, `tf_histeq.data.map_fn`, the NumPy API, the command line and
 the plots, so a choice or a default is written once. The reference of
 `match_histograms` (`Histogram`) is checked in `tf_histeq._reference`. This
@@ -28,6 +28,8 @@ METHODS = ("opencv", "pil")
 CHANNELS = ("per_channel", "luminance", "joint", "lab")
 CLAHE_CHANNELS = ("per_channel", "luminance", "lab")
 MATCH_CHANNELS = ("per_channel", "joint")
+# `equalize_adapthist`: each channel alone, or scikit-image's RGB mode (its `adapt_rgb(hsv_value)`).
+ADAPTHIST_CHANNELS = ("per_channel", "hsv_value")
 ALPHA_CHOICES = ("auto", True, False)
 
 # The value range of images read with `value_range=None`, by dtype name (`default_range`): the dtype's
@@ -38,7 +40,11 @@ DEFAULT_RANGES = {"uint8": (0, 255), "uint16": (0, 65535), "int16": (-32768, 327
 FLOAT_RANGE = (0, 255)
 
 # The defaults of every op keyword. The functions' signatures read them from here.
-CLIP_LIMIT = 2.0
+CLIP_LIMIT = 2.0  # `clahe`: OpenCV units
+# `equalize_adapthist`: scikit-image's names and defaults (`clip_limit` a fraction of a tile's voxels).
+ADAPTHIST_CLIP_LIMIT = 0.01
+KERNEL_SIZE = None  # 1/8 of each spatial axis
+NBINS = 256
 TILE_GRID_SIZE = (8, 8)
 METHOD = "opencv"
 CHANNEL_MODE = "per_channel"
@@ -267,17 +273,23 @@ class Flag:
     required: bool = False
 
 
+class PerOp(dict):
+    """A keyword's default, or its flag, where it differs by op: `PerOp(clahe=2.0, equalize_adapthist=0.01)`."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Keyword:
     """One keyword argument of the ops, as every way in takes it.
 
     Attributes:
         default: Its default in the functions, the layers, the map functions,
-            the NumPy function and on the command line.
+            the NumPy function and on the command line: one for every op, or a
+            `PerOp` of them (read with `default_for`).
         check: `check(op, value)` validates a value and returns it normalized
-            (None: passed through as it is).
+            (None: passed through as it is); it may check by op.
         choices: The accepted values: a tuple for every op, or a dict of them per op.
-        flag: Its command-line flag, or None where the command line has none.
+        flag: Its command-line flag, or None where the command line has none:
+            one for every op, or a `PerOp` of them (read with `flag_for`).
         positional: A positional argument after the images (`reference`): required
             by the op, optional in the layer (which learns it later with `adapt`).
     """
@@ -292,15 +304,39 @@ class Keyword:
         """The values `op` accepts, or None where any value may be checked by `check`."""
         return self.choices.get(op) if isinstance(self.choices, Mapping) else self.choices
 
+    def default_for(self, op: str) -> Any:
+        """The default of this keyword in `op`."""
+        return self.default[op] if isinstance(self.default, PerOp) else self.default
 
-CHANNEL_CHOICES = {"equalize_hist": CHANNELS, "clahe": CLAHE_CHANNELS, "match_histograms": MATCH_CHANNELS}
+    def flag_for(self, op: str) -> Flag | None:
+        """The command-line flag of this keyword in `op`'s subcommand, or None."""
+        return self.flag.get(op) if isinstance(self.flag, PerOp) else self.flag
+
+
+CHANNEL_CHOICES = {
+    "equalize_hist": CHANNELS,
+    "clahe": CLAHE_CHANNELS,
+    "match_histograms": MATCH_CHANNELS,
+    "equalize_adapthist": ADAPTHIST_CHANNELS,
+}
 
 KEYWORDS: dict[str, Keyword] = {
+    # `clahe`'s in OpenCV units (a multiple of a tile's mean bin count); `equalize_adapthist`'s scikit-image's
+    # fraction of a tile's voxels in [0, 1].
     "clip_limit": Keyword(
-        CLIP_LIMIT,
-        lambda op, v: check_clip_limit(v),
-        flag=Flag("OpenCV units; <= 0 disables clipping (default {default})", type=float, metavar="C"),
+        PerOp(clahe=CLIP_LIMIT, equalize_adapthist=ADAPTHIST_CLIP_LIMIT),
+        lambda op, v: _adapthist_options().check_clip_limit(v) if op == "equalize_adapthist" else check_clip_limit(v),
+        flag=PerOp(
+            clahe=Flag("OpenCV units; <= 0 disables clipping (default {default})", type=float, metavar="C"),
+            equalize_adapthist=Flag(
+                "a fraction of a tile's pixels in [0, 1], as scikit-image's; 0 disables clipping (default {default})",
+                type=float,
+                metavar="C",
+            ),
+        ),
     ),
+    "kernel_size": Keyword(KERNEL_SIZE, lambda op, v: _adapthist_options().check_kernel_size(v)),
+    "nbins": Keyword(NBINS, lambda op, v: _adapthist_options().check_nbins(v)),
     "tile_grid_size": Keyword(
         TILE_GRID_SIZE,
         lambda op, v: check_grid(v),
@@ -373,12 +409,13 @@ OP_KEYWORDS: dict[str, tuple[str, ...]] = {
         "reference_mask",
         "spatial_dims",
     ),
+    "equalize_adapthist": ("kernel_size", "clip_limit", "nbins", "spatial_dims", "channels", "alpha"),
 }
 OP_NAMES = tuple(OP_KEYWORDS)
 # The defaults of each op's keywords. `reference` is required by the function; None
 # here lets the layer take it later (`adapt`).
 OP_DEFAULTS: dict[str, dict[str, Any]] = {
-    op: {name: KEYWORDS[name].default for name in names} for op, names in OP_KEYWORDS.items()
+    op: {name: KEYWORDS[name].default_for(op) for name in names} for op, names in OP_KEYWORDS.items()
 }
 
 # What every way in takes besides the op's keywords, after them: how the op runs.
@@ -410,6 +447,13 @@ def _reference():
     return _reference
 
 
+def _adapthist_options():
+    """`tf_histeq._adapthist_options` (NumPy, no TensorFlow), which builds on this module."""
+    from tf_histeq import _adapthist_options
+
+    return _adapthist_options
+
+
 def check_option(op: str, name: str, value: Any) -> Any:
     """Validate and normalize one keyword argument of `op` (`mask` passes through)."""
     keyword = KEYWORDS[name]
@@ -436,7 +480,7 @@ def resolve(op: Any, kwargs: Mapping[str, Any], *, exclude: tuple[str, ...] = ()
     functions' own messages. A `mask` in `kwargs` is kept as it is.
 
     Args:
-        op: `"equalize_hist"`, `"clahe"` or `"match_histograms"`.
+        op: The op's name, one of `OP_NAMES`.
         kwargs: Keyword arguments for the function.
         exclude: Keyword arguments of the function that the caller does not accept.
 

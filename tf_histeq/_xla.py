@@ -468,6 +468,8 @@ def eager_door(op: Callable) -> Callable:
     an eager call; a reference of the same values reuses the function).
     """
     signature = inspect.signature(op)
+    # What the runner calls, `function(images, mask=mask, **options)`: an op without masks takes no `mask`.
+    plain = op if "mask" in signature.parameters else _without_mask(op)
 
     @functools.wraps(op)
     def door(images, *args, jit_compile=JIT_COMPILE, **kwargs):
@@ -487,10 +489,22 @@ def eager_door(op: Callable) -> Callable:
             options = _options.resolve(op.__name__, options, exclude=(*tensors, *read, "jit_compile"))
         except (TypeError, ValueError):  # the op says what is wrong, in its own words
             return op(images, *args, **kwargs)
-        return JitRunner(op, {**options, **read}, jit_compile)(images, mask, **tensors)
+        return JitRunner(plain, {**options, **read}, jit_compile)(images, mask, **tensors)
 
-    door._xla_plain_op = op  # what `JitRunner` calls: the op without its door
+    door._xla_plain_op = plain  # what `JitRunner` calls: the op without its door
     return door
+
+
+def _without_mask(op: Callable) -> Callable:
+    """`op` (which takes no mask) as the runner calls it, with `mask=None`."""
+
+    @functools.wraps(op)
+    def plain(images, mask=None, **options):
+        if mask is not None:
+            fail(TypeError, "mask", f"be None: tf_histeq.{op.__name__} takes no mask", type(mask).__name__)
+        return op(images, **options)
+
+    return plain
 
 
 def _host(value):

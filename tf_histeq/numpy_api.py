@@ -128,14 +128,17 @@ def preprocessing_function(
 
     The returned callable takes one array and returns
     `tf_histeq.equalize_hist(image, **kwargs)` or `tf_histeq.clahe(image,
-    **kwargs)` as a NumPy array of the same shape and dtype. Float input is
+    **kwargs)` as a NumPy array of the same shape and dtype (for
+    `"equalize_adapthist"`, scikit-image's float result, whose float input
+    must lie in `[-1, 1]`: not `ImageDataGenerator`'s unscaled pixels). Float input is
     read with `value_range=(0, 255)` by default, which is what
     `ImageDataGenerator` passes (float32 `(H, W, C)`, before `rescale`). The
     op name and the keyword arguments are checked now, with the functions'
     messages. A `mask` keyword is a fixed histogram mask used for every image.
 
     Args:
-        op: `"equalize_hist"` or `"clahe"`.
+        op: `"equalize_hist"`, `"clahe"`, or another op of `tf_histeq.ops.OPS`
+            (`"equalize_adapthist"`).
         jit_compile: `"auto"`, True or False, as in `tf_histeq.clahe` (see
             the module docstring).
         **kwargs: Keyword arguments of the function, with its defaults (for
@@ -163,9 +166,10 @@ def preprocessing_function(
     checked = _options.resolve(op, kwargs)
     mask = _as_mask(checked.pop("mask", None))
     runner = _xla.JitRunner(ops.OPS[op], checked, jit_compile)
+    check_values = getattr(ops.OPS[op], "check_values", None)
 
     def preprocess(image):
-        return _run(runner, image, mask, checked.get("spatial_dims", 2))
+        return _run(runner, image, mask, checked.get("spatial_dims", 2), check_values)
 
     preprocess.__name__ = f"{op}_preprocessing_function"
     preprocess.__qualname__ = preprocess.__name__
@@ -182,9 +186,13 @@ def _as_mask(mask) -> np.ndarray | None:
     return mask
 
 
-def _run(runner: _xla.JitRunner, image, mask: np.ndarray | None, spatial_dims: int) -> np.ndarray:
+def _run(runner: _xla.JitRunner, image, mask: np.ndarray | None, spatial_dims: int, check_values=None) -> np.ndarray:
     # The op's own checks, naming the NumPy argument; then the runner, which calls the op.
-    images = _convert.as_images(np.asarray(image), name="image", spatial_dims=spatial_dims)
+    if check_values is None:
+        images = _convert.as_images(np.asarray(image), name="image", spatial_dims=spatial_dims)
+    else:  # an op that reads its layout by `spatial_dims` and checks the values it is given (equalize_adapthist)
+        images = np.asarray(image)
+        check_values(images, name="image")
     out = runner(images, mask).numpy()
     # ImageDataGenerator rescales the result in place.
     return out if out.flags.writeable else out.copy()

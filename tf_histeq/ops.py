@@ -29,6 +29,7 @@ import tensorflow as tf
 from tf_histeq import _clahe, _convert, _histogram, _matching, _options, _planes, _reference_counts, _xla
 from tf_histeq._planes import Mapping
 from tf_histeq._reference import Histogram, unfreeze
+from tf_histeq.adaptive import equalize_adapthist
 
 # What `clahe` says to a batch of volumes: it is OpenCV's 2-D algorithm.
 CLAHE_VOLUMES = (
@@ -488,4 +489,9 @@ def reference_histogram(
     )
 
 
-OPS: dict[str, Callable] = {"equalize_hist": equalize_hist, "clahe": clahe, "match_histograms": match_histograms}
+OPS: dict[str, Callable] = {
+    "equalize_hist": equalize_hist,
+    "clahe": clahe,
+    "match_histograms": match_histograms,
+    "equalize_adapthist": equalize_adapthist,  # tf_histeq.adaptive
+}

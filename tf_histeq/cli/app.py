@@ -79,14 +79,13 @@ def _add_op_arguments(parser: argparse.ArgumentParser, op: str) -> None:
     """One flag per keyword of `op` that has one, in signature order, from the schema in `tf_histeq._options`."""
     done = "matched" if op == "match_histograms" else "equalized"
     for name, keyword in _keywords(op):
-        flag = keyword.flag
+        flag, default = keyword.flag_for(op), keyword.default_for(op)
         if flag is None:
             continue
-        options: dict = {"help": flag.help.format(default=_shown(keyword.default), done=done)}
+        options: dict = {"help": flag.help.format(default=_shown(default), done=done)}
         if flag.required:
             options["required"] = True
-        elif keyword.default is not None:
-            default = keyword.default
+        elif default is not None:
             options["default"] = _shown(default) if flag.words else default
         choices = tuple(flag.words) if flag.words else keyword.choices_for(op)
         if choices is not None:
@@ -111,16 +110,23 @@ def op_arguments(args: argparse.Namespace) -> dict:
     """
     kwargs = {}
     for name, keyword in _keywords(args.op):
-        if keyword.flag is None or keyword.positional:
+        flag = keyword.flag_for(args.op)
+        if flag is None or keyword.positional:
             continue
         value = getattr(args, name)
-        if keyword.flag.words:
-            value = keyword.flag.words[value]
+        if flag.words:
+            value = flag.words[value]
         kwargs[name] = tuple(value) if isinstance(value, list) else value
     return kwargs
 
 
-# The subcommand of each op: its name, aliases, help line and description.
+# The ops without a subcommand, and why.
+NO_COMMAND = {
+    "equalize_adapthist": "its output is float in [0, 1] (scikit-image's), which image files do not hold without a "
+    "conversion of its own, and its main use, volumes, needs the NIfTI and TIFF readers (tf_histeq.volumes); "
+    "call tf_histeq.equalize_adapthist from Python",
+}
+# The subcommand of each other op: its name, aliases, help line and description.
 _COMMANDS = {
     "equalize_hist": (
         "equalize",
@@ -170,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", default=DEMO_DIR, metavar="DIR", help=f"output folder (default ./{DEMO_DIR})")
     demo.set_defaults(parser=demo)
 
-    for op in _options.OP_NAMES:
+    for op in (op for op in _options.OP_NAMES if op not in NO_COMMAND):
         name, aliases, help_line, description = _COMMANDS[op]
         command = sub.add_parser(name, aliases=aliases, help=help_line, description=description)
         _add_io_arguments(command)

@@ -1,4 +1,4 @@
-"""Keras 3 layers: `HistogramEqualization`, `CLAHE` and `HistogramMatching`.
+"""Keras 3 layers: `HistogramEqualization`, `CLAHE`, `HistogramMatching` and `AdaptiveEqualization`(`3D`).
 
 Each layer stores its configuration, validates it in `__init__` with the same
 validators (and messages) as the function it wraps, and delegates to the
@@ -95,6 +95,7 @@ passed. The layer consumes the mask: its output carries none.
 
 from __future__ import annotations
 
+from tf_histeq.layers._adaptive import AdaptiveEqualization, AdaptiveEqualization3D
 from tf_histeq.layers._equalization import CLAHE, HistogramEqualization
 from tf_histeq.layers._matching import HistogramMatching
 from tf_histeq.layers._random import RandomCLAHE, RandomEqualization
@@ -102,6 +103,8 @@ from tf_histeq.layers._volumes import HistogramEqualization3D, HistogramMatching
 
 __all__ = [
     "CLAHE",
+    "AdaptiveEqualization",
+    "AdaptiveEqualization3D",
     "HistogramEqualization",
     "HistogramEqualization3D",
     "HistogramMatching",
