@@ -148,7 +148,10 @@ class TestParsing:
             (["equalize", "{good}/sub", "-o", "{good}"], r"input '.*sub' is inside the output folder"),
             (["equalize", "{good}/xray.png", "-o", "{good}"], r"input '.*xray\.png' is inside the output folder"),
             (["equalize", "{good}", "-o", "{good}/xray.png"], r"exists and is not a folder"),
-            (["equalize", "{tmp}", "-o", "{out}"], r"no PNG, JPEG, BMP or GIF files in .* \(add --recursive"),
+            (
+                ["equalize", "{tmp}", "-o", "{out}"],
+                r"no PNG, JPEG, BMP, GIF, NIfTI or TIFF files in .* \(add --recursive",
+            ),
             (
                 ["equalize", "{good}", "-o", "{out}", "--value-range", "0", "4095"],
                 r"`value_range` must be two integers within the range of uint8",
