@@ -102,10 +102,16 @@ def _numpy_door() -> tuple[list[Row], list[Row]]:
     return _parameters(tf_histeq.histogram_equalization), expected
 
 
+# The layers' layout is their class's (`HistogramEqualization` 2-D, `HistogramEqualization3D` 3-D): no
+# `spatial_dims` argument or config; nor in the random ways in, whose draws are per image.
+LAYOUT = ("spatial_dims",)
+
+
 def _layer_door(name: str, op: str) -> tuple[list[Row], list[Row]]:
     from tf_histeq import layers
 
-    expected = [*_op_rows(op, exclude=("mask",), layer=True), *_way_in_rows(), ("kwargs", "VAR_KEYWORD", EMPTY)]
+    rows = _op_rows(op, exclude=("mask", *LAYOUT), layer=True)
+    expected = [*rows, *_way_in_rows(), ("kwargs", "VAR_KEYWORD", EMPTY)]
     return _parameters(getattr(layers, name).__init__, skip_self=True), expected
 
 
@@ -114,7 +120,7 @@ def _random_layer_door(name: str, op: str) -> tuple[list[Row], list[Row]]:
 
     own = [("factor", KO, _options.RANDOM_FACTOR[op]), ("seed", KO, None)]
     assert [row[0] for row in own] == list(_options.RANDOM_KEYWORDS)
-    expected = [*_op_rows(op, exclude=("mask",), random=True), *own, *_way_in_rows()]
+    expected = [*_op_rows(op, exclude=("mask", *LAYOUT), random=True), *own, *_way_in_rows()]
     return _parameters(getattr(layers, name).__init__, skip_self=True), [*expected, ("kwargs", "VAR_KEYWORD", EMPTY)]
 
 
@@ -140,6 +146,8 @@ LAYERS = {
     "HistogramEqualization": "equalize_hist",
     "CLAHE": "clahe",
     "HistogramMatching": "match_histograms",
+    "HistogramEqualization3D": "equalize_hist",
+    "HistogramMatching3D": "match_histograms",
 }
 RANDOM_LAYERS = {"RandomEqualization": "equalize_hist", "RandomCLAHE": "clahe"}
 
@@ -200,7 +208,7 @@ def _random_map_fn_door(op: str) -> tuple[list[Row], list[Row]]:
     from tf_histeq import data
 
     actual = _accepted(lambda op, **kw: data.random_map_fn(op, seed=0, **kw), op) + _named(data.random_map_fn)
-    return actual, _kwargs_rows(op, exclude=("mask",))
+    return actual, _kwargs_rows(op, exclude=("mask", *LAYOUT))
 
 
 def _preprocessing_door(op: str) -> tuple[list[Row], list[Row]]:
@@ -269,9 +277,9 @@ def _config_door(name: str, op: str, random: bool) -> tuple[list[Row], list[Row]
 
     if random:
         own = [("factor", KO, _options.RANDOM_FACTOR[op]), ("seed", KO, None)]
-        expected = [*_op_rows(op, exclude=("mask",), random=True), *own, *_way_in_rows()]
+        expected = [*_op_rows(op, exclude=("mask", *LAYOUT), random=True), *own, *_way_in_rows()]
     else:  # the reference is state (weights), not config
-        expected = [*_op_rows(op, exclude=("mask", "reference", "reference_mask")), *_way_in_rows()]
+        expected = [*_op_rows(op, exclude=("mask", "reference", "reference_mask", *LAYOUT)), *_way_in_rows()]
     expected = [(n, "CONFIG", d) for n, _, d in expected]
     order = [row[0] for row in expected]
     config = getattr(layers, name)().get_config()

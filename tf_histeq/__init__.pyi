@@ -21,6 +21,7 @@ Mask: TypeAlias = npt.ArrayLike | tf.Tensor | None
 ValueRange: TypeAlias = tuple[float, float] | list[float] | None
 Alpha: TypeAlias = Literal["auto"] | bool
 JitCompile: TypeAlias = Literal["auto"] | bool
+SpatialDims: TypeAlias = Literal[2, 3]
 
 def equalize_hist(
     images: Images,
@@ -31,6 +32,7 @@ def equalize_hist(
     channels: Literal["per_channel", "luminance", "joint", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: Mask = None,
+    spatial_dims: SpatialDims = 2,
     jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
 def clahe(
@@ -55,6 +57,7 @@ def match_histograms(
     alpha: Alpha = "auto",
     mask: Mask = None,
     reference_mask: Mask = None,
+    spatial_dims: SpatialDims = 2,
     jit_compile: JitCompile = "auto",
 ) -> tf.Tensor: ...
 def reference_histogram(
@@ -64,6 +67,7 @@ def reference_histogram(
     bins: int | None = None,
     alpha: Alpha = "auto",
     mask: Mask = None,
+    spatial_dims: SpatialDims = 2,
 ) -> Histogram: ...
 def histogram_equalization(
     image: npt.ArrayLike,
@@ -74,6 +78,7 @@ def histogram_equalization(
     channels: Literal["per_channel", "luminance", "joint", "lab"] = "per_channel",
     alpha: Alpha = "auto",
     mask: npt.ArrayLike | None = None,
+    spatial_dims: SpatialDims = 2,
     jit_compile: JitCompile = "auto",
 ) -> np.ndarray: ...
 def preprocessing_function(

@@ -48,6 +48,9 @@ SUPPORTED_DTYPES = INTEGER_DTYPES + FLOAT_DTYPES
 # The most evenly spaced levels a float dtype can hold distinctly (significand bits).
 _FLOAT_MAX_BINS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: MAX_BINS, tf.float64: MAX_BINS}
 _INT_LIMITS = {tf.uint8: (0, 255), tf.uint16: (0, 65535), tf.int16: (-32768, 32767), tf.int32: (-(2**31), 2**31 - 1)}
+# The ranks of each layout (`spatial_dims`) and what their axes are.
+IMAGE_RANKS = {2: "(H, W)", 3: "(H, W, C)", 4: "(N, H, W, C)"}
+VOLUME_RANKS = {3: "(D, H, W)", 4: "(D, H, W, C)", 5: "(N, D, H, W, C)"}
 # Dtypes TensorFlow Lite has no builtin select, concatenation or gather kernels for:
 # their values are handled as int32 and cast at the end.
 _NARROW_WORK = (tf.uint16, tf.int16)
@@ -111,8 +114,15 @@ def level_spec(dtype: tf.DType, value_range, bins) -> LevelSpec:
     return LevelSpec(dtype=dtype, low=low, high=high, bins=bins)
 
 
-def as_images(images, *, name: str = "images") -> tf.Tensor:
-    """Convert `images` to a tensor of rank 2, 3 or 4 with a supported dtype and known channels."""
+def as_images(images, *, name: str = "images", spatial_dims: int = 2, volumes: str | None = None) -> tf.Tensor:
+    """Convert `images` to a tensor of a rank `spatial_dims` allows, a supported dtype and known channels.
+
+    `spatial_dims=2` (images): rank 2 `(H, W)`, 3 `(H, W, C)` or 4 `(N, H, W, C)`;
+    `spatial_dims=3` (volumes): rank 3 `(D, H, W)`, 4 `(D, H, W, C)` or 5
+    `(N, D, H, W, C)`. The caller states the layout; a rank-5 input with
+    `spatial_dims=2` is refused with the hint `volumes` (default: pass
+    `spatial_dims=3`).
+    """
     if isinstance(images, np.ndarray) and images.dtype.kind in "USOb":
         fail(TypeError, f"{name}.dtype", _dtype_expectation(), str(images.dtype))
     try:
@@ -122,18 +132,27 @@ def as_images(images, *, name: str = "images") -> tf.Tensor:
         raise TypeError(message) from None
     if images.dtype not in SUPPORTED_DTYPES:
         fail(TypeError, f"{name}.dtype", _dtype_expectation(), images.dtype.name)
+    ranks = VOLUME_RANKS if spatial_dims == 3 else IMAGE_RANKS
     rank = images.shape.rank
     if rank is None:
         fail(
             ValueError,
             f"{name}.shape",
-            "have a statically known rank (2, 3 or 4)",
+            f"have a statically known rank ({_listed(map(str, ranks))})",
             images.shape,
             hint="decode with `tf.io.decode_image(..., expand_animations=False)` or call `tf.ensure_shape`.",
         )
-    if rank not in (2, 3, 4):
-        fail(ValueError, f"{name}.shape", "have rank 2 (H, W), 3 (H, W, C) or 4 (N, H, W, C)", tuple(images.shape))
-    if rank > 2 and images.shape[-1] is None:
+    if rank not in ranks:
+        if spatial_dims == 2 and rank == 5:
+            hint = volumes or "a batch of volumes (N, D, H, W, C): pass spatial_dims=3."
+        elif spatial_dims == 3 and rank == 2:
+            hint = "an image (H, W): pass spatial_dims=2, or make it a volume of one slice (images[None])."
+        else:
+            hint = None
+        layouts = _listed(f"{r} {layout}" for r, layout in ranks.items())
+        where = " with spatial_dims=3 (volumes)" if spatial_dims == 3 else ""
+        fail(ValueError, f"{name}.shape", f"have rank {layouts}{where}", tuple(images.shape), hint=hint)
+    if rank > spatial_dims and images.shape[-1] is None:
         fail(
             ValueError,
             f"{name}.shape",
@@ -142,6 +161,12 @@ def as_images(images, *, name: str = "images") -> tf.Tensor:
             hint="call `tf.ensure_shape(images, [None, None, C])` or set the channels in the input signature.",
         )
     return images
+
+
+def _listed(items) -> str:
+    """`a, b or c`."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]
 
 
 def _dtype_expectation() -> str:
@@ -166,6 +191,138 @@ def from_nhwc(images: tf.Tensor, rank: int) -> tf.Tensor:
     if rank == 3:
         return images[0]
     return images
+
+
+# --------------------------------------------------------------------------- volumes (spatial_dims=3)
+#
+# A volume's histogram is the histogram of its voxels, wherever they lie: the
+# global ops run a volume `(D, H, W, C)` as the 2-D image `(D * H, W, C)` (its
+# slices stacked), a batch `(N, D, H, W, C)` as `(N, D * H, W, C)`, and reshape
+# the result back. Masks, and `match_histograms`'s reference, take the same
+# reshape. No kernel knows about volumes.
+
+
+def _merge_depth(value, axis: int):
+    """`value` (a NumPy array or a tensor) with axes `axis` (D) and `axis + 1` (H) merged into one."""
+    if isinstance(value, np.ndarray):
+        shape = value.shape
+        return value.reshape(shape[:axis] + (shape[axis] * shape[axis + 1],) + shape[axis + 2 :])
+    static, dynamic = value.shape.as_list(), None
+    dims = []
+    for i, size in enumerate(static):
+        if size is None:
+            dynamic = tf.shape(value) if dynamic is None else dynamic
+        dims.append(size if size is not None else dynamic[i])
+    merged = dims[:axis] + [dims[axis] * dims[axis + 1]] + dims[axis + 2 :]
+    if all(isinstance(d, int) for d in merged):
+        return tf.reshape(value, merged)
+    return tf.reshape(value, tf.stack([tf.cast(d, tf.int32) for d in merged]))
+
+
+def volumes_as_images(volumes: tf.Tensor) -> tf.Tensor:
+    """Volumes `(D, H, W)`, `(D, H, W, C)`, `(N, D, H, W, C)` (checked by `as_images`) as images of stacked slices.
+
+    `(D * H, W)`, `(D * H, W, C)` and `(N, D * H, W, C)`: the global ops see
+    one image per volume (and channel), so one histogram per volume.
+    """
+    return _merge_depth(volumes, 1 if volumes.shape.rank == 5 else 0)
+
+
+def images_as_volumes(images: tf.Tensor, volumes: tf.Tensor) -> tf.Tensor:
+    """Undo `volumes_as_images`: `images` back to the shape of `volumes`."""
+    static = volumes.shape.as_list()
+    if all(size is not None for size in static):
+        return tf.reshape(images, static)
+    out = tf.reshape(images, tf.shape(volumes))
+    out.set_shape(volumes.shape)
+    return out
+
+
+def volume_mask(mask, volumes, *, name: str = "mask"):
+    """Check a volume mask against `volumes` (or their shape) and return it as the mask of `volumes_as_images`.
+
+    Accepted shapes: `(D, H, W)`, `(D, H, W, 1)`, and for batches also
+    `(N, D, H, W)`, `(N, D, H, W, 1)`; the dtype is checked by `prepare_mask`.
+    A mask known now (NumPy, a list) stays a NumPy array, so that the checks
+    that read its values still can.
+    """
+    if mask is None:
+        return None
+    if not tf.is_tensor(mask):
+        try:
+            mask = np.asarray(mask)
+        except ValueError:
+            fail(TypeError, name, "be a bool or 0/1 array or tensor", type(mask).__name__)
+    vshape = tf.TensorShape(getattr(volumes, "shape", volumes))
+    rank = vshape.rank
+    dhw = vshape[:3] if rank == 3 else vshape[-4:-1]
+    candidates = [(dhw, 0)]
+    if rank == 5:
+        ndhw = vshape[:1].concatenate(dhw)
+        candidates += [(ndhw, 1), (ndhw.concatenate([1]), 1)]
+    candidates.append((dhw.concatenate([1]), 0))
+    mshape = tf.TensorShape(mask.shape)
+    for shape, axis in candidates:
+        if mshape.rank == shape.rank and mshape.is_compatible_with(shape):
+            return _merge_depth(mask, axis)
+    expected = "(D, H, W) or (D, H, W, 1)" if rank < 5 else "(D, H, W), (N, D, H, W), (N, D, H, W, 1) or (D, H, W, 1)"
+    fail(ValueError, f"{name}.shape", f"be {expected} for volumes of shape {tuple(vshape)}", tuple(mshape))
+
+
+def as_layout(images, mask, spatial_dims: int, *, name: str = "images"):
+    """`images` and `mask` of the stated layout as the global ops run them, and how to restore a result.
+
+    Images (`spatial_dims=2`) are checked by `as_images` and pass through;
+    volumes (`spatial_dims=3`) are checked too and become the images of their
+    stacked slices (`volumes_as_images`, `volume_mask`).
+
+    Returns:
+        `(images, mask, restore)`: a tensor of rank 2, 3 or 4 for
+        `_planes.run`, its mask, and the function that gives a result of
+        `images` the shape of the input.
+    """
+    spatial_dims = _options.check_spatial_dims(spatial_dims)
+    checked = as_images(images, name=name, spatial_dims=spatial_dims)
+    if spatial_dims == 2:
+        return checked, mask, lambda out: out
+    return volumes_as_images(checked), volume_mask(mask, checked), lambda out: images_as_volumes(out, checked)
+
+
+def volume_reference(reference, reference_mask):
+    """`match_histograms`'s reference volume and its mask, as `volumes_as_images` and `volume_mask` read them.
+
+    A volume `(D, H, W)`, `(D, H, W, C)` or a batch `(N, D, H, W, C)` (pooled)
+    becomes the image of its stacked slices; counts (1-D arrays, a
+    `Histogram`) and anything without a rank pass through; an image `(H, W)`
+    is refused (the layout is stated, never guessed). NumPy arrays stay NumPy
+    arrays, so that their values can be checked when the op is traced.
+    """
+    if not tf.is_tensor(reference) and not isinstance(reference, np.ndarray):
+        if reference is None or not isinstance(reference, (list, tuple)):
+            return reference, reference_mask  # a Histogram, or what the reference check refuses
+        try:
+            reference = np.asarray(reference)
+        except ValueError:  # ragged lists: the tensor conversion reports them
+            return reference, reference_mask
+    rank = reference.shape.rank if tf.is_tensor(reference) else reference.ndim
+    if rank is None or rank == 1:
+        return reference, reference_mask
+    if rank not in VOLUME_RANKS:
+        fail(
+            ValueError,
+            "reference.shape",
+            "be a volume (D, H, W) or (D, H, W, C), a batch of volumes (N, D, H, W, C) (pooled), a (bins,) array "
+            "of counts or a tf_histeq.Histogram, with spatial_dims=3",
+            tuple(reference.shape),
+            hint="a 2-D reference image is a volume of one slice (reference[None]), or pass "
+            "tf_histeq.reference_histogram(reference)."
+            if rank == 2
+            else None,
+        )
+    if rank > 3 and reference.shape[-1] is None:
+        return reference, reference_mask  # `as_images` reports the unknown channels
+    mask = volume_mask(reference_mask, reference, name="reference_mask")
+    return _merge_depth(reference, 1 if rank == 5 else 0), mask
 
 
 def prepare_mask(mask, images: tf.Tensor, *, name: str = "mask") -> tf.Tensor | None:

@@ -159,6 +159,15 @@ def check_alpha(value: Any, *, name: str = "alpha") -> str | bool:
     )
 
 
+def check_spatial_dims(value: Any, *, name: str = "spatial_dims") -> int:
+    """Return `value` (2: images, 3: volumes) or raise."""
+    if not _is_int(value):
+        fail(TypeError, name, "be 2 (images) or 3 (volumes)", value)
+    if int(value) not in (2, 3):
+        fail(ValueError, name, "be 2 (images) or 3 (volumes)", value)
+    return int(value)
+
+
 def default_range(dtype_name: str) -> tuple[int, int]:
     """The value range of images of this dtype (a NumPy or TensorFlow name) read with `value_range=None`."""
     return DEFAULT_RANGES.get(dtype_name, FLOAT_RANGE)
@@ -346,14 +355,24 @@ KEYWORDS: dict[str, Keyword] = {
         ),
     ),
     "mask": Keyword(None),
+    "spatial_dims": Keyword(2, lambda op, v: check_spatial_dims(v)),
     "reference_mask": Keyword(None, lambda op, v: None if v is None else _reference().FrozenArray(v)),
 }
 
 # Each op's keyword arguments, in signature order (after `images`).
 OP_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "equalize_hist": ("value_range", "bins", "method", "channels", "alpha", "mask"),
+    "equalize_hist": ("value_range", "bins", "method", "channels", "alpha", "mask", "spatial_dims"),
     "clahe": ("clip_limit", "tile_grid_size", "value_range", "bins", "channels", "alpha", "mask"),
-    "match_histograms": ("reference", "value_range", "bins", "channels", "alpha", "mask", "reference_mask"),
+    "match_histograms": (
+        "reference",
+        "value_range",
+        "bins",
+        "channels",
+        "alpha",
+        "mask",
+        "reference_mask",
+        "spatial_dims",
+    ),
 }
 OP_NAMES = tuple(OP_KEYWORDS)
 # The defaults of each op's keywords. `reference` is required by the function; None

@@ -194,14 +194,18 @@ def _static(value) -> np.ndarray | None:
 # --------------------------------------------------------------------------- pooled references
 
 
-def pooled_histogram(data, *, value_range, bins, mask, has_alpha: Callable[[int], bool]) -> Histogram:
+def pooled_histogram(
+    data, *, value_range, bins, mask, has_alpha: Callable[[int], bool], spatial_dims: int = 2
+) -> Histogram:
     """`tf_histeq.reference_histogram`: the counts of all images in `data`, per colour channel.
 
-    `has_alpha(channels)` applies the `alpha` option to a channel count.
+    `has_alpha(channels)` applies the `alpha` option to a channel count;
+    `spatial_dims=3` reads the elements (and `mask`) as volumes.
     """
-    mask = unfreeze(mask)
+    given_mask = unfreeze(mask)
 
-    def count(images, spec):
+    def count(item, spec, name):
+        images, mask, _ = _convert.as_layout(item, given_mask, spatial_dims, name=name)
         color = _convert.to_nhwc(images)
         if has_alpha(color.shape[-1]):
             color = color[..., :-1]
@@ -213,9 +217,7 @@ def pooled_histogram(data, *, value_range, bins, mask, has_alpha: Callable[[int]
             fail(TypeError, "data", "yield images, or tuples whose first item is the images", data.element_spec)
         spec = _convert.level_spec(element.dtype, value_range, bins)
         counted = data.map(  # no AutoGraph: no tensor-dependent Python control flow, much faster to trace
-            tf.autograph.experimental.do_not_convert(
-                lambda *item: count(_convert.as_images(item[0], name="data"), spec)
-            )
+            tf.autograph.experimental.do_not_convert(lambda *item: count(item[0], spec, "data"))
         )
         zero = tf.zeros(counted.element_spec.shape, _F64)
         counts = counted.reduce(zero, lambda total, c: total + c).numpy()
@@ -224,12 +226,12 @@ def pooled_histogram(data, *, value_range, bins, mask, has_alpha: Callable[[int]
         counts, spec, dtype = None, None, None
         for index, item in enumerate([data] if single else data):
             name = "data" if single else f"data[{index}]"
-            images = _convert.as_images(item, name=name)
+            images = _convert.as_images(item, name=name, spatial_dims=spatial_dims)
             if spec is None:
                 spec, dtype = _convert.level_spec(images.dtype, value_range, bins), images.dtype
             elif images.dtype != dtype:
                 fail(TypeError, f"{name}.dtype", f"be {dtype.name}, like data[0]", images.dtype.name)
-            item_counts = count(images, spec).numpy()
+            item_counts = count(images, spec, name).numpy()
             if counts is not None and item_counts.shape != counts.shape:
                 fail(
                     ValueError,

@@ -206,7 +206,8 @@ def random_map_fn(
     clip_limit = None
     if op == "clahe":
         clip_limit = _options.check_clip_range(kwargs.pop("clip_limit", _options.RANDOM_CLIP_LIMIT))
-    checked = _options.resolve(op, kwargs, exclude=("mask", "clip_limit"))
+    # The random ways in take images only (their draws are per image): no `spatial_dims`.
+    checked = _options.resolve(op, kwargs, exclude=("mask", "clip_limit", "spatial_dims"))
     function = ops.OPS[op]
     if image_key is not None and not isinstance(image_key, str):
         fail(TypeError, "image_key", "be a string (the key of the image in dict elements) or None", image_key)

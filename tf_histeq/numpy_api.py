@@ -48,6 +48,7 @@ def histogram_equalization(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    spatial_dims=2,
     jit_compile=_xla.JIT_COMPILE,
 ):
     """Equalize the histogram of every channel of a NumPy image.
@@ -75,7 +76,7 @@ def histogram_equalization(
 
     Args:
         image: NumPy array (or anything `np.asarray` takes) of shape `(H, W)`,
-            `(H, W, C)` or `(N, H, W, C)`, dtype uint8, uint16, int16, int32,
+            `(H, W, C)` or `(N, H, W, C)` (volumes with `spatial_dims=3`), dtype uint8, uint16, int16, int32,
             float16, float32 or float64. It is not modified.
         value_range: `(low, high)` of the pixel values; uint8 `(0, 255)`, uint16
             `(0, 65535)`, int16 `(-32768, 32767)`, float `(0, 255)` by default.
@@ -91,6 +92,9 @@ def histogram_equalization(
         mask: Optional bool (or 0/1) array of shape `(H, W)` (or as
             `tf_histeq.equalize_hist` accepts); only pixels inside it build
             the histograms.
+        spatial_dims: 2 (images, the shapes above) or 3 (volumes: `(D, H,
+            W)`, `(D, H, W, C)` or `(N, D, H, W, C)`, one histogram per volume
+            and channel), as in `tf_histeq.equalize_hist`.
         jit_compile: `"auto"`, True or False, as in `tf_histeq.equalize_hist`
             (see the module docstring).
 
@@ -100,7 +104,8 @@ def histogram_equalization(
     Raises:
         TypeError: If `image` or `mask` has an unsupported dtype, or an argument
             has the wrong type.
-        ValueError: If `image` is not rank 2, 3 or 4, or an argument has a bad value.
+        ValueError: If `image` does not have a rank of its layout (2, 3 or 4;
+            3, 4 or 5 with `spatial_dims=3`), or an argument has a bad value.
 
     Example:
         >>> import numpy as np
@@ -112,7 +117,8 @@ def histogram_equalization(
     options = _options.arguments("equalize_hist", locals())  # the keywords of the signature
     mask = options.pop("mask")
     checked = _options.resolve("equalize_hist", options, exclude=("mask",))
-    return _run(_xla.JitRunner(ops.OPS["equalize_hist"], checked, jit_compile), image, _as_mask(mask))
+    runner = _xla.JitRunner(ops.OPS["equalize_hist"], checked, jit_compile)
+    return _run(runner, image, _as_mask(mask), checked["spatial_dims"])
 
 
 def preprocessing_function(
@@ -159,7 +165,7 @@ def preprocessing_function(
     runner = _xla.JitRunner(ops.OPS[op], checked, jit_compile)
 
     def preprocess(image):
-        return _run(runner, image, mask)
+        return _run(runner, image, mask, checked.get("spatial_dims", 2))
 
     preprocess.__name__ = f"{op}_preprocessing_function"
     preprocess.__qualname__ = preprocess.__name__
@@ -176,9 +182,9 @@ def _as_mask(mask) -> np.ndarray | None:
     return mask
 
 
-def _run(runner: _xla.JitRunner, image, mask: np.ndarray | None) -> np.ndarray:
+def _run(runner: _xla.JitRunner, image, mask: np.ndarray | None, spatial_dims: int) -> np.ndarray:
     # The op's own checks, naming the NumPy argument; then the runner, which calls the op.
-    images = _convert.as_images(np.asarray(image), name="image")
+    images = _convert.as_images(np.asarray(image), name="image", spatial_dims=spatial_dims)
     out = runner(images, mask).numpy()
     # ImageDataGenerator rescales the result in place.
     return out if out.flags.writeable else out.copy()

@@ -28,7 +28,14 @@ import tensorflow as tf
 
 from tf_histeq import _clahe, _convert, _histogram, _matching, _options, _planes, _reference_counts, _xla
 from tf_histeq._planes import Mapping
-from tf_histeq._reference import Histogram
+from tf_histeq._reference import Histogram, unfreeze
+
+# What `clahe` says to a batch of volumes: it is OpenCV's 2-D algorithm.
+CLAHE_VOLUMES = (
+    "a batch of volumes (N, D, H, W, C): clahe is OpenCV's 2-D algorithm and takes no spatial_dims; "
+    "for 3-D CLAHE call tf_histeq.equalize_adapthist(..., spatial_dims=3), or run clahe slice by slice "
+    "on the slices reshaped to (N*D, H, W, C)."
+)
 
 
 @_xla.eager_door
@@ -41,13 +48,17 @@ def equalize_hist(
     channels=_options.CHANNEL_MODE,
     alpha=_options.ALPHA,
     mask=None,
+    spatial_dims=2,
     jit_compile=_xla.JIT_COMPILE,
 ):
-    """Equalize the histogram of every channel of every image.
+    """Equalize the histogram of every channel of every image or volume.
 
     Each (image, channel) plane gets its own histogram and lookup table; nothing
     is pooled across the batch, so an image's result never depends on its
-    batch-mates (unlike `keras.layers.Equalization`).
+    batch-mates (unlike `keras.layers.Equalization`). With `spatial_dims=3`
+    the same holds per (volume, channel): one histogram over all voxels of a
+    volume, as `cv2.equalizeHist` and `PIL.ImageOps.equalize` give on the
+    volume's slices stacked into one 2-D image.
 
     Parity: for uint8 input with the default `value_range` and `bins`,
     `method="opencv"` is bit-identical to `cv2.equalizeHist` applied plane by
@@ -57,8 +68,9 @@ def equalize_hist(
 
     Args:
         images: Array or tensor of shape `(H, W)`, `(H, W, C)` or `(N, H, W, C)`,
-            channels last, dtype uint8, uint16, int32, float16, bfloat16, float32
-            or float64. The input is never modified.
+            channels last (with `spatial_dims=3`: `(D, H, W)`, `(D, H, W, C)` or
+            `(N, D, H, W, C)`), dtype uint8, uint16, int16, int32, float16,
+            bfloat16, float32 or float64. The input is never modified.
         value_range: `(low, high)` of the pixel values. Defaults: uint8 `(0, 255)`,
             uint16 `(0, 65535)`, int32 `(0, 255)`, float `(0, 255)` (the Keras
             convention). Values outside it are clipped; float NaN pixels are left
@@ -88,7 +100,14 @@ def equalize_hist(
             either with a trailing 1. Only pixels inside the mask build the
             histogram (in a lightness mode, pixels whose 3 channels are all
             inside); every pixel is mapped. An all-false mask leaves the image
-            unchanged.
+            unchanged. For volumes: `(D, H, W)`, `(N, D, H, W)`, or either
+            with a trailing 1.
+        spatial_dims: The layout, stated, never guessed from the shape: 2
+            (images, the shapes above) or 3 (volumes: `(D, H, W)`, `(D, H, W,
+            C)`, or a batch `(N, D, H, W, C)`; a `(3, 64, 64)` array is then
+            one volume of 3 slices, not an RGB image). The colour modes work
+            voxel by voxel on volumes too. A rank-5 input with
+            `spatial_dims=2` is refused.
         jit_compile: XLA for eager calls (in a `tf.function` or graph of
             yours the op is the plain op, whatever this says): `"auto"` runs
             a one-off call uncompiled and compiles an image shape that
@@ -103,7 +122,8 @@ def equalize_hist(
     Raises:
         TypeError: If `images` or `mask` has an unsupported dtype, or an argument
             has the wrong type.
-        ValueError: If `images` is not rank 2, 3 or 4, or an argument has a bad value.
+        ValueError: If `images` does not have a rank of its layout (2, 3 or 4;
+            3, 4 or 5 with `spatial_dims=3`), or an argument has a bad value.
         LookupError: When a gradient through the result is computed (there is none).
 
     Example:
@@ -114,7 +134,7 @@ def equalize_hist(
         array([[  0,  42, 255, 255, 255, 255, 255]], dtype=uint8)
     """
     with tf.name_scope("equalize_hist"):
-        images = _convert.as_images(images)
+        images, mask, restore = _convert.as_layout(images, mask, spatial_dims)
         method = _options.check_option("equalize_hist", "method", method)
         channels = _options.check_option("equalize_hist", "channels", channels)
         alpha = _options.check_alpha(alpha)
@@ -126,7 +146,7 @@ def equalize_hist(
             luts, keep = build(_histogram.histograms(levels, spec.bins, valid, joint=joint))
             return Mapping.from_tables(luts, keep, joint=joint)
 
-        return _planes.run("equalize_hist", images, spec, channels, alpha, mask, kernel)
+        return restore(_planes.run("equalize_hist", images, spec, channels, alpha, mask, kernel))
 
 
 @_xla.eager_door
@@ -209,8 +229,11 @@ def clahe(
     Raises:
         TypeError: If `images` or `mask` has an unsupported dtype, or an argument
             has the wrong type.
-        ValueError: If `images` is not rank 2, 3 or 4, or an argument has a bad
-            value (per-image `clip_limit` of rank above 1, or whose static
+        ValueError: If `images` is not rank 2, 3 or 4 (a rank-5 batch of
+            volumes is refused with the alternatives: 3-D CLAHE is
+            `tf_histeq.equalize_adapthist(..., spatial_dims=3)`; `clahe` slice
+            by slice takes the slices as a batch `(N*D, H, W, C)`), or an
+            argument has a bad value (per-image `clip_limit` of rank above 1, or whose static
             length is not the number of images).
         InvalidArgumentError: When the graph runs, if per-image `clip_limit`
             and a batch of unknown size at trace time differ in length.
@@ -234,7 +257,7 @@ def clahe(
                [103, 106, 109, 112]], dtype=uint8)
     """
     with tf.name_scope("clahe"):
-        images = _convert.as_images(images)
+        images = _convert.as_images(images, volumes=CLAHE_VOLUMES)
         clip_limit = _clahe.check_clip_limits(clip_limit, images)
         grid = _options.check_grid(tile_grid_size)
         channels = _options.check_option("clahe", "channels", channels)
@@ -263,12 +286,14 @@ def match_histograms(
     alpha=_options.ALPHA,
     mask=None,
     reference_mask=None,
+    spatial_dims=2,
     jit_compile=_xla.JIT_COMPILE,
 ):
     """Map every channel of every image so that its histogram matches a reference's.
 
     Each (image, channel) plane gets its own mapping, from its own histogram:
-    batch-mates never influence each other. A source level whose quantile (the
+    batch-mates never influence each other. With `spatial_dims=3`, each
+    (volume, channel) gets one mapping from the histogram of all its voxels. A source level whose quantile (the
     fraction of the plane's pixels at or below it) is `q` maps to the value at
     quantile `q` of the reference, linearly interpolated between the reference's
     occupied levels: scikit-image's `exposure.match_histograms`, computed on
@@ -289,8 +314,9 @@ def match_histograms(
 
     Args:
         images: Array or tensor of shape `(H, W)`, `(H, W, C)` or `(N, H, W, C)`,
-            channels last, dtype uint8, uint16, int32, float16, bfloat16, float32
-            or float64. The input is never modified.
+            channels last (with `spatial_dims=3`: `(D, H, W)`, `(D, H, W, C)` or
+            `(N, D, H, W, C)`), dtype uint8, uint16, int16, int32, float16,
+            bfloat16, float32 or float64. The input is never modified.
         reference: What to match, one of:
             - an image `(H', W')` or `(H', W', C')` of any size, or a batch
               `(N', H', W', C')` (pooled), read like `images` (same `value_range`
@@ -300,6 +326,11 @@ def match_histograms(
             - a 1-D array of `bins` counts, used for every channel;
             - a `tf_histeq.Histogram` of `(1 or C, bins)` counts, e.g. from
               `tf_histeq.reference_histogram` (pooled over a dataset).
+
+            With `spatial_dims=3` an image reference is a volume `(D', H',
+            W')`, `(D', H', W', C')` or a batch `(N', D', H', W', C')`
+            (pooled); a 2-D image is a volume of one slice (`image[None]`)
+            or its `tf_histeq.reference_histogram`.
         value_range: `(low, high)` of the pixel values; defaults as in
             `equalize_hist` (uint8 `(0, 255)`, uint16 `(0, 65535)`, float `(0, 255)`).
             Values outside it are clipped; float NaN pixels are left out of the
@@ -312,11 +343,16 @@ def match_histograms(
         alpha: `"auto"`, True or False, as in `equalize_hist`: with `"auto"`
             the last of 2 or 4 channels is alpha and passes through unchanged.
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
-            either with a trailing 1. Only pixels inside it build the images'
+            either with a trailing 1 (for volumes: `(D, H, W)`, `(N, D, H,
+            W)`, or either with a trailing 1). Only pixels inside it build the images'
             histograms; every pixel is mapped (a level absent from the mask maps
             like the nearest level below it that is present).
         reference_mask: Optional mask of the reference image, `(H', W')` or
-            `(H', W', 1)`: only its pixels build the reference histogram.
+            `(H', W', 1)` (of a reference volume, `(D', H', W')` or `(D', H',
+            W', 1)`): only its pixels build the reference histogram.
+        spatial_dims: 2 (images) or 3 (volumes), as in `equalize_hist`: the
+            layout of `images`, `mask`, and an image `reference` with its
+            `reference_mask`.
         jit_compile: `"auto"`, True or False: XLA for eager calls, as in
             `equalize_hist` (the reference is read and checked when the
             compiled function is traced, as in an uncompiled call).
@@ -334,7 +370,8 @@ def match_histograms(
         TypeError: If `images`, `reference` or a mask has an unsupported dtype, an
             integer `reference` image has another dtype than `images`, or an
             argument has the wrong type.
-        ValueError: If `images` is not rank 2, 3 or 4, `reference` does not fit
+        ValueError: If `images` does not have a rank of its layout (2, 3 or 4;
+            3, 4 or 5 with `spatial_dims=3`), `reference` does not fit
             the images (bins, channels, value range), a histogram has negative
             or non-finite counts, a known mask or reference is empty, or an
             argument has a bad value.
@@ -348,18 +385,30 @@ def match_histograms(
         >>> tf_histeq.match_histograms(image, reference).numpy()  # 0.75 -> (100 + 201) / 2 = 150.5 -> 150
         array([[100, 100, 150, 201]], dtype=uint8)
     """
+    spatial_dims = _options.check_spatial_dims(spatial_dims)
+    if spatial_dims == 3:
+        reference, reference_mask = _convert.volume_reference(unfreeze(reference), unfreeze(reference_mask))
     ingest = functools.partial(_reference_counts.reference_counts, reference, reference_mask)
-    return match_counts(images, ingest, value_range=value_range, bins=bins, channels=channels, alpha=alpha, mask=mask)
+    return match_counts(
+        images,
+        ingest,
+        value_range=value_range,
+        bins=bins,
+        channels=channels,
+        alpha=alpha,
+        mask=mask,
+        spatial_dims=spatial_dims,
+    )
 
 
-def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask):
+def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask, spatial_dims=2):
     """`match_histograms` to the `_reference_counts.Counts` that `ingest(images, spec, has_alpha)` returns.
 
     `match_histograms` ingests its `reference` argument; the `HistogramMatching`
     layer, counts held in its weights (`_reference_counts.layer_counts`).
     """
     with tf.name_scope("match_histograms"):
-        images = _convert.as_images(images)
+        images, mask, restore = _convert.as_layout(images, unfreeze(mask), spatial_dims)
         channels = _options.check_option("match_histograms", "channels", channels)
         alpha = _options.check_alpha(alpha)
         spec = _convert.level_spec(images.dtype, value_range, bins)
@@ -377,10 +426,12 @@ def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask):
             )
             return Mapping.from_tables(_matching.to_dtype(tables, spec), keep, joint=joint, values=True)
 
-        return _planes.run("match_histograms", images, spec, channels, alpha, mask, kernel)
+        return restore(_planes.run("match_histograms", images, spec, channels, alpha, mask, kernel))
 
 
-def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALPHA, mask=None) -> Histogram:
+def reference_histogram(
+    data, *, value_range=None, bins=None, alpha=_options.ALPHA, mask=None, spatial_dims=2
+) -> Histogram:
     """Count the levels of images, pooled per channel: a reference for `match_histograms`.
 
     The counts of every image are added, channel by channel, so matching to the
@@ -399,7 +450,11 @@ def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALP
         bins: Number of levels; defaults as in `match_histograms`.
         alpha: `"auto"`, True or False: the alpha channel is not counted.
         mask: Optional mask `(H, W)` (or `(N, H, W)` for one batch) applied to
-            every element: only pixels inside it are counted.
+            every element: only pixels inside it are counted. For volumes,
+            `(D, H, W)` (or `(N, D, H, W)`).
+        spatial_dims: 2 (images) or 3 (volumes `(D, H, W)`, `(D, H, W, C)`
+            or batches `(N, D, H, W, C)`, counted voxel by voxel): the layout
+            of the elements, as in `match_histograms`.
 
     Returns:
         A `tf_histeq.Histogram` of shape `(C, bins)` (C colour channels).
@@ -423,7 +478,12 @@ def reference_histogram(data, *, value_range=None, bins=None, alpha=_options.ALP
     """
     alpha = _options.check_alpha(alpha)
     return _reference_counts.pooled_histogram(
-        data, value_range=value_range, bins=bins, mask=mask, has_alpha=lambda n: _options.has_alpha(alpha, n)
+        data,
+        value_range=value_range,
+        bins=bins,
+        mask=mask,
+        has_alpha=lambda n: _options.has_alpha(alpha, n),
+        spatial_dims=_options.check_spatial_dims(spatial_dims),
     )
 
 

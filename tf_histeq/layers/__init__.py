@@ -81,6 +81,10 @@ option is part of `get_config()`.
 Gradients: none; see `tf_histeq.ops`. The layers belong before any trainable
 layer, where no gradient is asked of them.
 
+Volumes: `HistogramEqualization3D` and `HistogramMatching3D` take batches of
+volumes `(N, D, H, W, C)` only (as Keras's `Conv3D` takes 5-D input), one
+histogram per volume and channel; the 2-D layers take no `spatial_dims`.
+
 Masks: `layer(images, mask=m)` takes the histogram mask of the wrapped function
 (`(H, W)`, `(N, H, W)`, or either with a trailing 1; bool or 0/1): only pixels
 inside it build the histograms, and every pixel is mapped. A Keras mask attached
@@ -94,5 +98,14 @@ from __future__ import annotations
 from tf_histeq.layers._equalization import CLAHE, HistogramEqualization
 from tf_histeq.layers._matching import HistogramMatching
 from tf_histeq.layers._random import RandomCLAHE, RandomEqualization
+from tf_histeq.layers._volumes import HistogramEqualization3D, HistogramMatching3D
 
-__all__ = ["CLAHE", "HistogramEqualization", "HistogramMatching", "RandomCLAHE", "RandomEqualization"]
+__all__ = [
+    "CLAHE",
+    "HistogramEqualization",
+    "HistogramEqualization3D",
+    "HistogramMatching",
+    "HistogramMatching3D",
+    "RandomCLAHE",
+    "RandomEqualization",
+]

@@ -135,7 +135,8 @@ class Equalizer(keras.layers.Layer):
 
     def get_config(self):
         """Return the layer configuration (JSON-serializable)."""
-        config = {**super().get_config(), **self._op_kwargs}
+        # The layout (`spatial_dims`) is the class's (`HistogramEqualization3D`), not an option.
+        config = {**super().get_config(), **{k: v for k, v in self._op_kwargs.items() if k != "spatial_dims"}}
         if hasattr(self, "jit_compile"):  # the layers that take the option
             config["jit_compile"] = self.jit_compile
         return config

@@ -148,8 +148,14 @@ class HistogramMatching(Equalizer):
                 reference of another shape.
         """
         self._set_reference(
-            ops.reference_histogram(data, value_range=self.value_range, bins=self.bins, alpha=self.alpha, mask=mask)
+            ops.reference_histogram(
+                data, value_range=self.value_range, bins=self.bins, alpha=self.alpha, mask=mask, **self._layout()
+            )
         )
+
+    def _layout(self) -> dict:
+        """`spatial_dims` for `reference_histogram`: the reference is read in the layer's layout."""
+        return {"spatial_dims": self._op_kwargs["spatial_dims"]}
 
     def _as_histogram(self, reference, reference_mask) -> Histogram:
         """The `Histogram` of a reference given to the constructor."""
@@ -162,7 +168,12 @@ class HistogramMatching(Equalizer):
                 reference = Histogram(reference, value_range=self.value_range)
         else:
             reference = ops.reference_histogram(
-                reference, value_range=self.value_range, bins=self.bins, alpha=self.alpha, mask=reference_mask
+                reference,
+                value_range=self.value_range,
+                bins=self.bins,
+                alpha=self.alpha,
+                mask=reference_mask,
+                **self._layout(),
             )
         if self.bins is not None and reference.bins != self.bins:
             fail(ValueError, "reference.bins", f"be {self.bins}, the layer's bins", reference.bins)
