@@ -176,7 +176,8 @@ def slices(volumes, titles=None, *, value_range=None, spacing=None, center=None,
     Args:
         volumes: A sequence of arrays or tensors `(D, H, W)` (or `(D, H, W, 1)`)
             of one shape, e.g. a volume before and after equalization.
-        titles: Optional sequence of titles, one per volume (shown on each row).
+        titles: Optional sequence of titles, one per volume (shown left of its row;
+            the plane's name tops each column).
         value_range: `(low, high)` of the gray scale, as in `compare`
             (default: the dtype's, as the ops read it).
         spacing: Optional `(D, H, W)` voxel size; default cubic voxels.
@@ -246,8 +247,14 @@ def slices(volumes, titles=None, *, value_range=None, spacing=None, center=None,
         for column, ((plane, aspect), view) in enumerate(zip(views, SLICE_VIEWS, strict=True)):
             ax = axes[row, column]
             ax.imshow(plane(array), cmap="gray", vmin=low, vmax=high, aspect=aspect, interpolation="antialiased")
-            ax.set_title(f"{title}: {view}", fontsize=9)
-            ax.set_axis_off()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if row == 0:
+                ax.set_title(view, fontsize=10)
+            if column == 0:
+                ax.set_ylabel(str(title), fontsize=10)
     return fig
 
 
