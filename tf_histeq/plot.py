@@ -163,13 +163,15 @@ def compare(images, titles=None, *, value_range=None, bins=256, cdf=True, width=
 SLICE_VIEWS = ("axial", "coronal", "sagittal")  # the planes `slices` shows, through axes D, H and W
 
 
-def slices(volumes, titles=None, *, value_range=None, spacing=None, center=None, width=2.5, dpi=100):
+def slices(
+    volumes, titles=None, *, value_range=None, spacing=None, center=None, slice_origin="upper", width=2.5, dpi=100
+):
     """Return a figure of three orthogonal slices of each volume: one row per volume.
 
     The columns are the planes through `center` across each axis of a
     `(D, H, W)` volume (`SLICE_VIEWS`): axial `volume[d]` (H down, W across),
-    coronal `volume[:, h]` and sagittal `volume[:, :, w]` (D down, the first
-    slice on top). With `spacing` the pixels are drawn to scale, so an
+    coronal `volume[:, h]` and sagittal `volume[:, :, w]` (D down: the first
+    slice on top, unless `slice_origin="lower"`). With `spacing` the pixels are drawn to scale, so an
     anisotropic CT (2.5 mm slices, 0.8 mm pixels) keeps its proportions.
     `tf_histeq.volumes.read_volume` reads volumes in this axis order.
 
@@ -182,6 +184,10 @@ def slices(volumes, titles=None, *, value_range=None, spacing=None, center=None,
             (default: the dtype's, as the ops read it).
         spacing: Optional `(D, H, W)` voxel size; default cubic voxels.
         center: Optional `(d, h, w)` voxel the planes go through; default the middle.
+        slice_origin: `"upper"`: the first slice at the top of the coronal and
+            sagittal planes; `"lower"`: at the bottom (a NIfTI in RAS+
+            orientation, whose slices go from the feet to the head, then shows
+            the head up).
         width: Width of one panel, in inches.
         dpi: Resolution of the figure, in dots per inch.
 
@@ -230,6 +236,8 @@ def slices(volumes, titles=None, *, value_range=None, spacing=None, center=None,
     for name, value in (("width", width), ("dpi", dpi)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             fail(ValueError, name, "be a positive number", value)
+    if slice_origin not in ("upper", "lower"):
+        fail(ValueError, "slice_origin", 'be "upper" or "lower"', slice_origin)
     # Each plane with its (rows, columns) axes and their physical extents, for the aspect ratio.
     views = [
         (lambda a: a[at[0]], step[1] / step[2]),
@@ -246,7 +254,16 @@ def slices(volumes, titles=None, *, value_range=None, spacing=None, center=None,
         low, high = value_range if value_range is not None else _options.default_range(array.dtype.name)
         for column, ((plane, aspect), view) in enumerate(zip(views, SLICE_VIEWS, strict=True)):
             ax = axes[row, column]
-            ax.imshow(plane(array), cmap="gray", vmin=low, vmax=high, aspect=aspect, interpolation="antialiased")
+            origin = "upper" if column == 0 else slice_origin
+            ax.imshow(
+                plane(array),
+                cmap="gray",
+                vmin=low,
+                vmax=high,
+                aspect=aspect,
+                origin=origin,
+                interpolation="antialiased",
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
