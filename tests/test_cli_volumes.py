@@ -262,11 +262,11 @@ class TestRefusals:
     def test_without_nibabel_the_message_says_what_to_install(self, data, tmp_path, monkeypatch):
         root, _, _, _ = data
         monkeypatch.setitem(sys.modules, "nibabel", None)
-        code, stdout, err = _cli(["equalize", root / "good" / "low.nii", root / "good" / "xray.png", "-o", tmp_path])
+        code, stdout, err = _cli(["equalize", root / "good" / "low.nii", root / "good" / "page.tif", "-o", tmp_path])
         assert code == 1 and "1 processed, 0 skipped (output exists), 1 failed" in stdout
         assert f"{root / 'good' / 'low.nii'}: reading and writing NIfTI files needs nibabel: " in err
         assert 'pip install "tf_histeq[volumes]"' in err
-        assert _no_partial_files(tmp_path) == ["xray.png"]
+        assert _no_partial_files(tmp_path) == ["page.tif"]  # TIFF files need tifffile only
 
     def test_an_existing_output_is_kept_and_overwrite_replaces_it(self, data, tmp_path):
         root, volumes, _, _ = data
@@ -278,6 +278,25 @@ class TestRefusals:
         assert code == 0 and "1 processed, 0 skipped" in stdout
         assert_same_pixels(read_volume(tmp_path / "low.nii")[0], _equalized8(volumes["low.nii"]))
         assert _no_partial_files(tmp_path) == ["low.nii"]
+
+
+def test_ctrl_c_between_volumes_keeps_the_finished_ones(data, tmp_path, monkeypatch):
+    root, volumes, _, _ = data
+    calls = []
+    transform = volfiles.transform
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return transform(*args, **kwargs)
+
+    monkeypatch.setattr(volfiles, "transform", interrupted)
+    good = root / "good"
+    code, _, err = _cli(["equalize", good / "low.nii", good / "ct.nii.gz", good / "stack.tif", "-o", tmp_path])
+    assert code == 130 and "interrupted: 1 processed, 0 failed, 2 not done" in err, err
+    assert _no_partial_files(tmp_path) == ["low.nii"]  # complete, and no temporary file
+    assert_same_pixels(read_volume(tmp_path / "low.nii")[0], _equalized8(volumes["low.nii"]))
 
 
 def test_help_says_what_a_volume_file_is(capsys):
