@@ -1,4 +1,9 @@
-"""`tf-histeq equalize|clahe|match INPUT... -o OUTDIR`: process image files, losing and overwriting nothing."""
+"""`tf-histeq equalize|clahe|match INPUT... -o OUTDIR`: process image files, losing and overwriting nothing.
+
+Images go through the `tf.data` pipeline (`tf_histeq.cli.pipeline`); volume
+files (NIfTI, TIFF) are read, processed and written one at a time by
+`tf_histeq.cli.volfiles`, after the images, under the same rules.
+"""
 
 from __future__ import annotations
 

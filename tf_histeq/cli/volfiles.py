@@ -33,6 +33,7 @@ import errno
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -174,6 +175,7 @@ def process(args, kwargs: dict, todo: list[Job], tally) -> None:
 
     import_tensorflow()
     op = ops.OPS[args.op]
+    start = time.perf_counter()
     progress = Progress(len(todo))
     with Interrupt() as interrupt:
         try:
@@ -213,6 +215,7 @@ def process(args, kwargs: dict, todo: list[Job], tally) -> None:
             tally.signum = interrupt.signum or signal.SIGINT
         finally:
             progress.close()
+            tally.seconds += time.perf_counter() - start  # after the images' time, if any
             writing.sync_folders(
                 sorted({os.path.dirname(t) or "." for job in todo for t in (job.output, job.figure) if t})
             )
