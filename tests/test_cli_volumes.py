@@ -197,6 +197,22 @@ class TestMatch:
         expected = np.round(exposure.match_histograms(image, reference)).astype(np.uint8)
         assert_same_pixels(decode(tmp_path / "xray.png")[..., 0], expected, "vs skimage, volume reference")
 
+    @pytest.mark.slow  # a third match run
+    def test_a_volume_matched_to_a_png_reference(self, data, tmp_path):
+        root, volumes, image, _ = data
+        exposure = pytest.importorskip("skimage.exposure")
+        code, _, err = _cli(
+            ["match", root / "good" / "ct.nii.gz", "-o", tmp_path, "--reference", root / "good" / "xray.png"]
+        )
+        assert code == 1, err  # int16 voxels (65536 levels), an 8-bit reference: refused by match_histograms
+        assert f"{root / 'good' / 'ct.nii.gz'}: `reference.bins` must be 65536" in err and "reference.bins=256" in err
+        code, _, err = _cli(
+            ["match", root / "good" / "low.nii", "-o", tmp_path, "--reference", root / "good" / "xray.png"]
+        )
+        assert code == 0, err
+        expected = np.round(exposure.match_histograms(volumes["low.nii"], image[None])).astype(np.uint8)
+        assert_same_pixels(read_volume(tmp_path / "low.nii")[0], expected, "vs skimage, PNG reference")
+
     def test_a_reference_mixing_images_and_volumes_is_refused(self, data, tmp_path):
         root, _, _, _ = data
         code, _, err = _cli(["match", root / "good" / "xray.png", "-o", tmp_path / "o", "--reference", root / "good"])
