@@ -170,6 +170,15 @@ class TestEqualize:
         expected = tf_histeq.equalize_hist(volumes["ct.nii.gz"], spatial_dims=3, **WINDOW).numpy()
         assert_same_pixels(read_volume(tmp_path / "ct.nii.gz")[0], expected)
 
+    def test_a_stack_of_rgb_pages_is_equalized_per_channel(self, tmp_path):
+        rgb = np.stack([_low_contrast8(seed)[:4, :16, :16] for seed in (4, 5, 6)], axis=-1)
+        tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+        code, _, err = _cli(["equalize", tmp_path / "rgb.tif", "-o", tmp_path / "out"])
+        assert code == 0, err
+        out, _ = read_volume(tmp_path / "out" / "rgb.tif")
+        expected = np.stack([_equalized8(np.ascontiguousarray(rgb[..., c])) for c in range(3)], axis=-1)
+        assert_same_pixels(out, expected, "RGB stack vs cv2.equalizeHist per channel of its voxels")
+
 
 class TestMatch:
     def test_an_image_and_a_volume_matched_to_a_volume_reference(self, data, tmp_path):
