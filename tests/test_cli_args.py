@@ -98,7 +98,8 @@ class TestParsing:
         for command, op, skip in [("equalize", ops.equalize_hist, set()), ("clahe", ops.clahe, set())]:
             args = parser.parse_args([command, "in", "-o", "out"])
             for name, param in inspect.signature(op).parameters.items():
-                if name in ("images", "mask") or name in skip:
+                # spatial_dims has no flag: the command line states it from each file's format (cli/volfiles.py).
+                if name in ("images", "mask", "spatial_dims") or name in skip:
                     continue
                 value = getattr(args, name)
                 assert (tuple(value) if isinstance(value, list) else value) == param.default, name
@@ -148,7 +149,10 @@ class TestParsing:
             (["equalize", "{good}/sub", "-o", "{good}"], r"input '.*sub' is inside the output folder"),
             (["equalize", "{good}/xray.png", "-o", "{good}"], r"input '.*xray\.png' is inside the output folder"),
             (["equalize", "{good}", "-o", "{good}/xray.png"], r"exists and is not a folder"),
-            (["equalize", "{tmp}", "-o", "{out}"], r"no PNG, JPEG, BMP or GIF files in .* \(add --recursive"),
+            (
+                ["equalize", "{tmp}", "-o", "{out}"],
+                r"no PNG, JPEG, BMP, GIF, NIfTI or TIFF files in .* \(add --recursive",
+            ),
             (
                 ["equalize", "{good}", "-o", "{out}", "--value-range", "0", "4095"],
                 r"`value_range` must be two integers within the range of uint8",

@@ -43,7 +43,7 @@ class TestDemo:
         code, out, stdout, _ = demo
         assert code == 0
         assert sorted(p.name for p in out.iterdir()) == sorted([*cli_demo.file_names(True), cli_demo.DEMO_MANIFEST])
-        assert f"wrote 18 files to {out}" in stdout
+        assert f"wrote 19 files to {out}" in stdout
 
     def test_images_are_the_functions_applied_to_the_samples(self, demo):
         _, out, _, _ = demo
@@ -69,23 +69,33 @@ class TestDemo:
             assert figure.shape[1] == columns * 300  # 3 in per column at 100 dpi
             assert figure[..., :3].std() > 20
 
+    def test_ct_figure_shows_three_orthogonal_slices_before_and_after(self, demo):
+        _, out, _, _ = demo
+        figure = tf.io.decode_png((out / "ct_slices.png").read_bytes()).numpy()
+        assert figure.shape[1] == 3 * 220  # axial, coronal, sagittal: 2.2 in each at 100 dpi
+        rows = np.array_split(figure[..., :3].astype(np.float64), 3, axis=0)  # original, equalized, body mask
+        assert all(row.std() > 20 for row in rows)
+        axial = [row[:, :220] for row in rows]  # the first panel of each row
+        assert np.mean(np.abs(axial[1] - axial[0]) > 30) > 0.2 and np.mean(np.abs(axial[2] - axial[1]) > 30) > 0.1
+
     def test_prints_a_table_of_statistics(self, demo):
         _, _, stdout, _ = demo
         lines = stdout.splitlines()
         header = next(i for i, line in enumerate(lines) if line.startswith("image ") and "RMS contrast" in line)
         assert lines[header].split() == ["image", "variant", "mean", "std", "entropy", "RMS", "contrast"]
         rows, sample = {}, None
-        for line in lines[header + 2 : header + 15]:
+        for line in lines[header + 2 : header + 18]:
             parts = line.split()
             if len(parts) == 6:
                 sample = parts.pop(0)
             rows[(sample, parts[0])] = [float(v) for v in parts[1:]]  # mean, std, entropy, RMS contrast
-        assert len(rows) == 13 and {s for s, _ in rows} == {"xray", "xray12", "color"}
+        assert len(rows) == 16 and {s for s, _ in rows} == {"xray", "xray12", "color", "ct"}
         for sample, variant in [
             ("xray", "equalize_hist"),
             ("xray", "clahe"),
             ("xray12", "clahe"),
             ("color", "equalize_hist"),
+            ("ct", "equalize_hist_body_mask"),
         ]:
             assert rows[(sample, variant)][1] > 1.5 * rows[(sample, "original")][1]  # std up
             assert rows[(sample, variant)][3] > rows[(sample, "original")][3]  # RMS contrast up

@@ -201,7 +201,7 @@ def test_a_rerun_skips_finished_files_and_finishes_the_others(data, tmp_path, ca
         (
             "in8",
             ["--reference", "{root}/empty"],
-            r"no PNG, JPEG, BMP or GIF files in the --reference folder '.*empty' \(add --recursive",
+            r"no PNG, JPEG, BMP, GIF, NIfTI or TIFF files in the --reference folder '.*empty' \(add --recursive",
         ),
         ("in8", ["--reference", "{root}/text.png"], r"--reference '.*text\.png': not a PNG, JPEG, BMP or GIF image"),
         ("in8", ["--reference", "{root}/corrupt.png"], r"--reference '.*corrupt\.png': Invalid PNG data"),

@@ -134,7 +134,7 @@ def test_every_path_left_out_is_reported_and_an_unreadable_folder_fails_the_run(
         (".cache", "a hidden name"),
         (".hidden.png", "a hidden name"),
         ("linked", "a symbolic link to a folder (not followed; name it as an input)"),
-        ("notes.txt", "not a PNG, JPEG, BMP or GIF name"),
+        ("notes.txt", "not a PNG, JPEG, BMP, GIF, NIfTI or TIFF name"),
     ]:
         assert f"tf-histeq: left out: {src / path}: {why}" in err, err
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["a.png", "link.png", "sub/b.png"]

@@ -24,7 +24,7 @@ MAX_TEXT_CHARS = 4_000  # the text outputs of one cell
 MAX_NOTEBOOK_BYTES = 300_000  # one .ipynb file
 MAX_TOTAL_BYTES = 1_000_000  # all of them
 # A cell whose source draws a figure must show one.
-PLOTS = re.compile(r"\bplot\.compare\(|\bplt\.")
+PLOTS = re.compile(r"\bplot\.(compare|slices)\(|\bplt\.")
 
 
 def _execute_module():

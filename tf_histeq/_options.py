@@ -352,7 +352,8 @@ KEYWORDS: dict[str, Keyword] = {
         lambda op, v: _reference().check_reference(v),
         positional=True,
         flag=Flag(
-            "an image file (its histogram), or a folder: the histogram of all its images pooled per channel "
+            "an image or volume file (its histogram), or a folder: the histogram of all its images (or volumes) "
+            "pooled per channel "
             "(tf_histeq.reference_histogram; with --recursive, its subfolders' too). One bit depth; 1 channel "
             "(used for every channel) or the inputs' number of colour channels. Never inside the output folder",
             metavar="FILE_OR_DIR",

@@ -23,7 +23,7 @@ except ImportError as err:  # pragma: no cover - exercised in a subprocess test
         'tf_histeq.plot needs matplotlib, an optional extra: pip install "tf_histeq[plot]"', name="matplotlib"
     ) from err
 
-__all__ = ["compare", "to_array"]
+__all__ = ["compare", "slices", "to_array"]
 
 _CHANNEL_COLORS = ("tab:red", "tab:green", "tab:blue")
 
@@ -157,6 +157,121 @@ def compare(images, titles=None, *, value_range=None, bins=256, cdf=True, width=
         ax_image.set_title(str(title), fontsize=10)
         ax_image.set_axis_off()
         _histogram_axes(ax_hist, array, low, high, bins, cdf=cdf)
+    return fig
+
+
+SLICE_VIEWS = ("axial", "coronal", "sagittal")  # the planes `slices` shows, through axes D, H and W
+
+
+def slices(
+    volumes, titles=None, *, value_range=None, spacing=None, center=None, slice_origin="upper", width=2.5, dpi=100
+):
+    """Return a figure of three orthogonal slices of each volume: one row per volume.
+
+    The columns are the planes through `center` across each axis of a
+    `(D, H, W)` volume (`SLICE_VIEWS`): axial `volume[d]` (H down, W across),
+    coronal `volume[:, h]` and sagittal `volume[:, :, w]` (D down: the first
+    slice on top, unless `slice_origin="lower"`). With `spacing` the pixels are drawn to scale, so an
+    anisotropic CT (2.5 mm slices, 0.8 mm pixels) keeps its proportions.
+    `tf_histeq.volumes.read_volume` reads volumes in this axis order.
+
+    Args:
+        volumes: A sequence of arrays or tensors `(D, H, W)` (or `(D, H, W, 1)`)
+            of one shape, e.g. a volume before and after equalization.
+        titles: Optional sequence of titles, one per volume (shown left of its row;
+            the plane's name tops each column).
+        value_range: `(low, high)` of the gray scale, as in `compare`
+            (default: the dtype's, as the ops read it).
+        spacing: Optional `(D, H, W)` voxel size; default cubic voxels.
+        center: Optional `(d, h, w)` voxel the planes go through; default the middle.
+        slice_origin: `"upper"`: the first slice at the top of the coronal and
+            sagittal planes; `"lower"`: at the bottom (a NIfTI in RAS+
+            orientation, whose slices go from the feet to the head, then shows
+            the head up).
+        width: Width of one panel, in inches.
+        dpi: Resolution of the figure, in dots per inch.
+
+    Returns:
+        A `matplotlib.figure.Figure` with an Agg canvas, as `compare` returns.
+
+    Raises:
+        TypeError: If a volume is not a number array.
+        ValueError: If the volumes are not `(D, H, W)` of one shape, or an
+            argument has a bad value.
+
+    Example:
+        >>> import tf_histeq
+        >>> from tf_histeq import plot, samples
+        >>> ct = samples.ct_phantom((16, 32, 32))
+        >>> window = {"value_range": (-1024, 3071), "bins": 4096}
+        >>> fig = plot.slices([ct, tf_histeq.equalize_hist(ct, spatial_dims=3, **window)],
+        ...                   ["original", "equalize_hist"], value_range=(-1024, 3071))
+        >>> len(fig.axes)  # two rows of three planes
+        6
+    """
+    if hasattr(volumes, "shape") or not isinstance(volumes, (list, tuple)) or not volumes:
+        fail(TypeError, "volumes", "be a non-empty list or tuple of (D, H, W) arrays", type(volumes).__name__)
+    arrays = []
+    for i, volume in enumerate(volumes):
+        array = volume.numpy() if hasattr(volume, "numpy") else np.asarray(volume)
+        if array.dtype.kind not in "uif":
+            fail(TypeError, f"volumes[{i}].dtype", "be a number type", str(array.dtype))
+        if array.ndim == 4 and array.shape[-1] == 1:
+            array = array[..., 0]
+        if array.ndim != 3 or min(array.shape) < 1 or array.shape != np.shape(arrays[0] if arrays else array):
+            fail(ValueError, f"volumes[{i}].shape", "be (D, H, W), the same for every volume", array.shape)
+        arrays.append(array)
+    if titles is None:
+        titles = [f"volume {i}" for i in range(len(arrays))]
+    if isinstance(titles, str) or not isinstance(titles, (list, tuple)) or len(titles) != len(arrays):
+        fail(ValueError, "titles", f"be a list or tuple of {len(arrays)} strings, one per volume", titles)
+    value_range = check_value_range(value_range)
+    shape = arrays[0].shape
+    step = (1.0, 1.0, 1.0) if spacing is None else tuple(float(v) if v else 1.0 for v in spacing)
+    if len(step) != 3 or not all(v > 0 and np.isfinite(v) for v in step):
+        fail(ValueError, "spacing", "be three positive numbers (D, H, W)", spacing)
+    at = tuple(n // 2 for n in shape) if center is None else tuple(int(v) for v in center)
+    if len(at) != 3 or not all(0 <= a < n for a, n in zip(at, shape, strict=True)):
+        fail(ValueError, "center", f"be a voxel (d, h, w) inside the shape {shape}", center)
+    for name, value in (("width", width), ("dpi", dpi)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            fail(ValueError, name, "be a positive number", value)
+    if slice_origin not in ("upper", "lower"):
+        fail(ValueError, "slice_origin", 'be "upper" or "lower"', slice_origin)
+    # Each plane with its (rows, columns) axes and their physical extents, for the aspect ratio.
+    views = [
+        (lambda a: a[at[0]], step[1] / step[2]),
+        (lambda a: a[:, at[1]], step[0] / step[2]),
+        (lambda a: a[:, :, at[2]], step[0] / step[1]),
+    ]
+    heights = [shape[1] * step[1] / (shape[2] * step[2]), shape[0] * step[0] / (shape[2] * step[2])]
+    heights.append(shape[0] * step[0] / (shape[1] * step[1]))
+    row_height = width * min(max(heights), 2.0)
+    fig = ComparisonFigure(figsize=(3 * width, row_height * len(arrays) + 0.3), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(arrays), 3, squeeze=False)
+    for row, (array, title) in enumerate(zip(arrays, titles, strict=True)):
+        low, high = value_range if value_range is not None else _options.default_range(array.dtype.name)
+        for column, ((plane, aspect), view) in enumerate(zip(views, SLICE_VIEWS, strict=True)):
+            ax = axes[row, column]
+            origin = "upper" if column == 0 else slice_origin
+            ax.imshow(
+                plane(array),
+                cmap="gray",
+                vmin=low,
+                vmax=high,
+                aspect=aspect,
+                origin=origin,
+                interpolation="antialiased",
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if row == 0:
+                ax.set_title(view, fontsize=10)
+            if column == 0:
+                ax.set_ylabel(str(title), fontsize=10)
     return fig
 
 

@@ -12,12 +12,16 @@ Commands:
   and written here (`files`). The
   options are the keyword names of `tf_histeq.equalize_hist` and
   `tf_histeq.clahe` with dashes, with their choices and defaults
-  (`tf_histeq._options`).
+  (`tf_histeq._options`). Volume files (NIfTI; TIFF, a stack of pages or one
+  2-D image), named or in folders beside the images, are read, processed with
+  `spatial_dims=3` (a one-page TIFF as an image) and written back in their own
+  format with their metadata, one at a time (`volfiles`, `tf_histeq.volumes`);
+  `clahe` refuses volumes, naming `tf_histeq.equalize_adapthist`.
 * `tf-histeq match INPUT... -o OUTDIR --reference FILE_OR_DIR [options]`: map
   each image's histogram onto a reference's, as `tf_histeq.match_histograms`,
   with `equalize`'s machinery and options (`--value-range`, `--bins`,
   `--channels per_channel|joint`, `--alpha`). The reference is an image file,
-  or a folder whose images' histograms are pooled per channel
+  a volume file, or a folder whose images' (or volumes') histograms are pooled per channel
   (`tf_histeq.reference_histogram`; its subfolders too with `-r`), decoded and
   counted as the inputs are (`match`). It is settled before any output is
   written: one that cannot be read, an empty folder, one that mixes bit depths

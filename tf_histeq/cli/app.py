@@ -30,13 +30,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_io_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and folders (PNG, JPEG, BMP, GIF)")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image files (PNG, JPEG, BMP, GIF), volume files (NIfTI .nii/.nii.gz, TIFF .tif/.tiff) and folders "
+        "of them",
+    )
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder (created if missing)")
     parser.add_argument("-r", "--recursive", action="store_true", help="also search the subfolders of INPUT folders")
     parser.add_argument(
         "--format",
         choices=OUTPUT_FORMATS,
-        help="write every image in this format (default: the input's; GIF is written as PNG)",
+        help="write every image in this format (default: the input's; GIF is written as PNG); NIfTI and TIFF "
+        "files keep their format",
     )
     parser.add_argument(
         "--jpeg-quality",
@@ -153,6 +160,20 @@ _COMMANDS = {
 }
 
 
+VOLUMES_EPILOG = (
+    'Volume files (needs pip install "tf_histeq[volumes]"): a NIfTI (.nii, .nii.gz) is one volume (D, H, W), '
+    "processed with one histogram per volume (spatial_dims=3); a TIFF of several pages is a stack, processed the same "
+    "way (RGB pages per channel); a TIFF of one page stays a 2-D image. Each is written back in its own format with "
+    "its dtype, header (affine, spacing) or TIFF metadata; --compare draws three orthogonal slices before/after. A "
+    "NIfTI time series (4-D) is refused: split it into volumes first (nibabel.four_to_three). Float voxels need "
+    "--value-range when they leave 0..255. Volumes are processed here, one at a time, also with --data-service."
+)
+_CLAHE_VOLUMES = (
+    "clahe is OpenCV's 2-D algorithm: NIfTI files and TIFF stacks are refused (3-D CLAHE is "
+    "tf_histeq.equalize_adapthist); one-page TIFFs are images and are processed."
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `tf-histeq` parser: `demo`, `equalize` (alias `equalize_hist`), `clahe`, `match` and `bench`."""
     parser = _Parser(
@@ -169,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="equalize the built-in sample images; write images, figures and a table",
         description="Equalize the built-in samples (a chest-X-ray-like phantom in 8 and 12 bits, a hazy colour "
-        "scene) and write the original, equalize_hist, clahe and masked variants, comparison figures and a "
+        "scene, a CT-like phantom volume in Hounsfield units) and write the original, equalize_hist, clahe and "
+        "masked variants, comparison figures (the volume's: three orthogonal slices before/after) and a "
         "table of statistics. A rerun into the same folder replaces only the files a previous demo wrote "
         "there and that are unchanged since; any other existing file is left alone.",
     )
@@ -178,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for op in (op for op in _options.OP_NAMES if op not in NO_COMMAND):
         name, aliases, help_line, description = _COMMANDS[op]
-        command = sub.add_parser(name, aliases=aliases, help=help_line, description=description)
+        epilog = _CLAHE_VOLUMES if op == "clahe" else VOLUMES_EPILOG
+        command = sub.add_parser(name, aliases=aliases, help=help_line, description=description, epilog=epilog)
         _add_io_arguments(command)
         _add_op_arguments(command, op)
         command.set_defaults(op=op, parser=command)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import time
@@ -54,6 +55,9 @@ def _stats(image, value_range: tuple[int, int], region=None) -> dict[str, float]
 
 
 DEMO_CLIP_LIMIT = 4.0  # stronger than the default 2.0: the phantom's tiles have narrow histograms
+DEMO_CT_SHAPE = (48, 96, 96)  # (D, H, W) of the CT phantom: small enough to keep the demo quick
+# The CT window the demo reads the phantom through: -1024..3071 HU in 4096 bins (padding and air clipped).
+DEMO_CT_WINDOW = {"value_range": (-1024, 3071), "bins": 4096}
 
 
 def _variants(tf_histeq, samples) -> list[_Variant]:
@@ -81,18 +85,40 @@ def _variants(tf_histeq, samples) -> list[_Variant]:
         ("color", "clahe", tf_histeq.clahe(scene, channels="luminance", **clip), r8),
     ]
     # Statistics of the X-rays leave the black border out: it is 21 % of the pixels and says nothing.
-    return [
+    variants = [
         _Variant(sample, name, getattr(image, "numpy", lambda i=image: i)(), vr, None if sample == "color" else field)
         for sample, name, image, vr in rows
     ]
+    return variants + _ct_variants(tf_histeq, samples)
+
+
+def _ct_variants(tf_histeq, samples) -> list[_Variant]:
+    """The CT phantom volume, equalized per volume (one histogram of all its voxels), and within the body only.
+
+    Its statistics are taken over the body (`ct_labels` neither air nor outside the field of view).
+    """
+    ct = samples.ct_phantom(DEMO_CT_SHAPE)
+    labels = samples.ct_labels(DEMO_CT_SHAPE)
+    body = (labels != samples.CT_LABELS["air"]) & (labels != samples.CT_LABELS["outside"])
+    window = DEMO_CT_WINDOW
+    rows = [
+        ("original", ct),
+        ("equalize_hist", tf_histeq.equalize_hist(ct, spatial_dims=3, **window).numpy()),
+        ("equalize_hist_body_mask", tf_histeq.equalize_hist(ct, spatial_dims=3, mask=body, **window).numpy()),
+    ]
+    return [_Variant("ct", name, volume, window["value_range"], body) for name, volume in rows]
 
 
 _DEMO_SAMPLES = {
     "xray": "chest X-ray phantom, 8-bit",
     "xray12": "the same, 12-bit in uint16 (value_range=(0, 4095), bins=4096)",
     "color": "hazy colour scene, RGB (channels='luminance' unless per channel)",
+    "ct": "CT phantom volume, int16 HU, spatial_dims=3 (value_range=(-1024, 3071), bins=4096)",
 }
 _DEMO_MASKS = ("field_mask", "lung_mask")
+_VOLUME_SAMPLES = ("ct",)  # shown as three orthogonal slices (`tf_histeq.plot.slices`), not written as PNGs
+# The slices figure: a soft-tissue-to-bone gray scale, so that the original's contrast is the radiologist's view.
+_CT_FIGURE = {"value_range": DEMO_CT_WINDOW["value_range"], "width": 2.2}
 _VARIANT_TITLES = {
     "original": "original",
     "equalize_hist": "equalize_hist",
@@ -100,6 +126,7 @@ _VARIANT_TITLES = {
     "clahe": f"clahe (clip {DEMO_CLIP_LIMIT:g}, 8×8)",
     "clahe_field_mask": "clahe, mask: field",
     "equalize_hist_lung_mask": "equalize_hist, mask: lungs",
+    "equalize_hist_body_mask": "equalize_hist, mask: body",
 }
 
 
@@ -161,9 +188,18 @@ def run(args) -> int:
     variants = _variants(tf_histeq, samples)
     outputs: dict[str, bytes] = {}
     for variant in variants:
-        outputs[f"{variant.sample}_{variant.name}.png"] = files.encode_png(_hwc(variant.image))
+        if variant.sample not in _VOLUME_SAMPLES:
+            outputs[f"{variant.sample}_{variant.name}.png"] = files.encode_png(_hwc(variant.image))
     if has_plot:
+        from tf_histeq import plot
+
+        for sample in _VOLUME_SAMPLES:
+            shown = [v for v in variants if v.sample == sample]
+            fig = plot.slices([v.image for v in shown], [_VARIANT_TITLES[v.name] for v in shown], **_CT_FIGURE)
+            outputs[f"{sample}_slices.png"] = _png(fig)
         for sample in _DEMO_SAMPLES:
+            if sample in _VOLUME_SAMPLES:
+                continue
             shown = [v for v in variants if v.sample == sample and v.name not in _DEMO_MASKS]
             outputs[f"{sample}_compare.png"] = figure_png(
                 [v.image for v in shown], [_VARIANT_TITLES[v.name] for v in shown], shown[0].value_range
@@ -214,8 +250,15 @@ def file_names(has_plot: bool) -> list[str]:
         "color_clahe.png",
     ]
     if has_plot:
-        names += [f"{sample}_compare.png" for sample in _DEMO_SAMPLES]
+        names += [f"{sample}_compare.png" for sample in _DEMO_SAMPLES if sample not in _VOLUME_SAMPLES]
+        names += [f"{sample}_slices.png" for sample in _VOLUME_SAMPLES]
     return names
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def _hwc(image: np.ndarray) -> np.ndarray:
@@ -235,7 +278,9 @@ def _table(variants: list[_Variant]) -> str:
         lines.append(
             f"{sample:<8} {v.name:<26} {s['mean']:8.1f} {s['std']:8.1f} {s['entropy']:8.2f} {s['rms_contrast']:13.3f}"
         )
-    lines.append("X-rays: over the exposed field (the black border left out); colour: over all pixels and channels.")
-    lines.append("mean and std in the image's units (0..255, xray12 0..4095); entropy in bits per pixel;")
+    lines.append("X-rays: over the exposed field (the black border left out); colour: over all pixels and channels;")
+    lines.append("ct: over the body's voxels (air and the padding outside the field of view left out).")
+    lines.append("mean and std in the image's units (0..255, xray12 0..4095, ct HU in the window -1024..3071);")
+    lines.append("entropy in bits per pixel;")
     lines.append("RMS contrast: std of the intensities scaled to 0..1.")
     return "\n".join(lines)

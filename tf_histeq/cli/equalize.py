@@ -1,4 +1,9 @@
-"""`tf-histeq equalize|clahe|match INPUT... -o OUTDIR`: process image files, losing and overwriting nothing."""
+"""`tf-histeq equalize|clahe|match INPUT... -o OUTDIR`: process image files, losing and overwriting nothing.
+
+Images go through the `tf.data` pipeline (`tf_histeq.cli.pipeline`); volume
+files (NIfTI, TIFF) are read, processed and written one at a time by
+`tf_histeq.cli.volfiles`, after the images, under the same rules.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import sys
 import time
 
 from tf_histeq import _options
-from tf_histeq.cli import files, listing, match, pipeline, runtime, service, writing
+from tf_histeq.cli import files, listing, match, pipeline, runtime, service, volfiles, writing
 from tf_histeq.cli.app import op_arguments
 from tf_histeq.cli.files import Job, UsageError
 from tf_histeq.cli.listing import shown
@@ -107,15 +112,16 @@ def run(args) -> int:
     listing.guard(jobs, inputs, reference.listing if reference is not None else None)
     jobs = [Job(source=path, error=why) for path, why in inputs.failed] + jobs
     _remove_stale(jobs)
-    todo = [job for job in jobs if job.error is None and not job.skip]
-    if todo:
+    todo = [job for job in jobs if job.error is None and not job.skip and not job.volume]
+    volume_todo = [job for job in jobs if job.error is None and not job.skip and job.volume]
+    if todo or volume_todo:
         runtime.import_tensorflow()  # quietly, before the package's modules import it
         _check_bit_depths(kwargs, todo)
         if reference is not None:  # read only when there is something to match
             kwargs["reference"] = match.read_reference(reference, kwargs)
-            match.fail_misfits(reference, kwargs, todo)
+            match.fail_misfits(reference, kwargs, todo, stop=not volume_todo)
             todo = [job for job in todo if job.error is None]
-    tally = _Tally(jobs=len(todo), skipped=sum(job.skip for job in jobs))
+    tally = _Tally(jobs=len(todo) + len(volume_todo), skipped=sum(job.skip for job in jobs))
     tally.failed = [job for job in jobs if job.error is not None]
     tally.left_out = inputs.skipped + (reference.listing.skipped if reference is not None else [])
     for job in tally.failed:
@@ -123,6 +129,9 @@ def run(args) -> int:
     stats = service.Stats()
     if todo:
         _process(args, kwargs, pipeline.order(todo, kwargs["jit_compile"]), tally, stats)
+    if volume_todo and not tally.interrupted:
+        volfiles.note_data_service(args, len(volume_todo))
+        volfiles.process(args, kwargs, volume_todo, tally)
     return _report(args, tally, stats)
 
 

@@ -46,6 +46,9 @@ _SIGNATURES = (
 _EXTENSIONS = {"png": (".png",), "jpeg": (".jpg", ".jpeg", ".jpe"), "bmp": (".bmp",), "gif": (".gif",)}
 IMAGE_EXTENSIONS = tuple(ext for exts in _EXTENSIONS.values() for ext in exts)
 OUTPUT_FORMATS = ("png", "jpeg", "bmp")
+# Volume files (`tf_histeq.cli.volfiles`), by name: NIfTI is a volume; a TIFF is a stack of pages, or one 2-D image.
+VOLUME_EXTENSIONS = {"nifti": (".nii", ".nii.gz"), "tiff": (".tif", ".tiff")}
+VOLUME_NAMES = tuple(ext for exts in VOLUME_EXTENSIONS.values() for ext in exts)
 _CANONICAL_EXT = {"png": ".png", "jpeg": ".jpg", "bmp": ".bmp"}
 
 _HEAD_BYTES = 4096  # enough for a BMP's header and palette, and most JPEG frame headers
@@ -85,6 +88,12 @@ def sniff(path: str) -> tuple[str, bool, tuple[int, ...], tuple[int, int] | None
     if size is not None and extra.orientation in decoding.TRANSPOSED:
         size = size[::-1]
     return fmt, is16, channels, size
+
+
+def volume_kind(path: str) -> str | None:
+    """`"nifti"` or `"tiff"` if `path`'s name ends like a volume file's (`VOLUME_EXTENSIONS`), else None."""
+    name = os.fsdecode(path).lower()
+    return next((kind for kind, exts in VOLUME_EXTENSIONS.items() if name.endswith(exts)), None)
 
 
 def format_of(head: bytes) -> str | None:
@@ -181,6 +190,7 @@ class Job:
     size: tuple[int, int] | None = None  # (height, width) from the header, if it says
     error: str | None = None
     skip: bool = False  # every output exists and is kept
+    volume: str | None = None  # "nifti" or "tiff": a volume file, read and written by `tf_histeq.cli.volfiles`
 
 
 def _folded(path: str) -> str:
@@ -192,7 +202,9 @@ def plan(pairs: list[tuple[str, str]], output: str, *, fmt: str | None, overwrit
     """Return a `Job` per `(source, relative path)` pair from `collect`, with what is known before decoding.
 
     The output keeps the relative path, with the extension of the output format
-    (`fmt`, or the input's; GIF is written as PNG); a `--compare` figure's name
+    (`fmt`, or the input's; GIF is written as PNG); a volume file (NIfTI, TIFF:
+    `volume_kind`) keeps its name and format whatever `fmt`, and is not sniffed
+    here (`tf_histeq.cli.volfiles` reads it); a `--compare` figure's name
     is shortened if it would be too long for its folder (`writing.fit_name`). A
     job fails now if its file cannot be sniffed, if a 16-bit image would go to
     an 8-bit format, or if its output would also be another input's, including
@@ -202,18 +214,22 @@ def plan(pairs: list[tuple[str, str]], output: str, *, fmt: str | None, overwrit
     """
     jobs, claimed, folded, ignores_case = [], {}, {}, {}
     for source, rel in pairs:
-        job = Job(source=source)
+        job = Job(source=source, volume=volume_kind(source))
         jobs.append(job)
-        try:
-            job.fmt, job.is16, job.channels, job.size = sniff(source)
-        except ValueError as err:
-            job.error = str(err)
-            continue
-        job.out_fmt = fmt or ("png" if job.fmt == "gif" else job.fmt)
-        stem, ext = os.path.splitext(rel)
-        if ext.lower() not in _EXTENSIONS[job.out_fmt]:
-            ext = _CANONICAL_EXT[job.out_fmt]
-        job.output = os.path.join(output, stem + ext)
+        if job.volume:
+            job.fmt = job.out_fmt = job.volume
+            job.output = os.path.join(output, rel)
+        else:
+            try:
+                job.fmt, job.is16, job.channels, job.size = sniff(source)
+            except ValueError as err:
+                job.error = str(err)
+                continue
+            job.out_fmt = fmt or ("png" if job.fmt == "gif" else job.fmt)
+            stem, ext = os.path.splitext(rel)
+            if ext.lower() not in _EXTENSIONS[job.out_fmt]:
+                ext = _CANONICAL_EXT[job.out_fmt]
+            job.output = os.path.join(output, stem + ext)
         job.figure = writing.fit_name(job.output, ".compare.png") if compare else None
         if job.is16 and job.out_fmt != "png":
             name = "JPEG" if job.out_fmt == "jpeg" else "BMP"

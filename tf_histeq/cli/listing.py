@@ -14,7 +14,8 @@ folder (its output is named after the link, so a file and a link to it give an
 output each); a link to a folder is not followed (no loops, nothing outside the
 tree, as `find` and `rsync` do by default), and is reported: name it on the
 command line to include it. Hidden names (starting with `.`) and names without
-an image extension are reported and left out; a path with an image extension
+an image or volume extension (`files.IMAGE_EXTENSIONS`, `files.VOLUME_NAMES`)
+are reported and left out; a path with an image extension
 that is not a plain file (a named pipe, a device, a socket) fails without being
 opened, as does a folder that cannot be listed.
 """
@@ -25,8 +26,9 @@ import dataclasses
 import os
 import stat
 
-from tf_histeq.cli.files import IMAGE_EXTENSIONS, Job, UsageError
+from tf_histeq.cli.files import IMAGE_EXTENSIONS, VOLUME_NAMES, Job, UsageError
 
+KNOWN = "PNG, JPEG, BMP, GIF, NIfTI or TIFF"  # the files listed in folders, for messages
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe"),
     (stat.S_ISSOCK, "a socket"),
@@ -125,8 +127,8 @@ def _walk(folder: str, recursive: bool, found: list, listing: Listing) -> None:
             _walk(path, recursive, found, listing)
         elif is_dir:
             listing.skipped.append((path, "a subfolder (add --recursive to search it)"))
-        elif not entry.name.lower().endswith(IMAGE_EXTENSIONS):
-            listing.skipped.append((path, "not a PNG, JPEG, BMP or GIF name"))
+        elif not entry.name.lower().endswith(IMAGE_EXTENSIONS + VOLUME_NAMES):
+            listing.skipped.append((path, f"not a {KNOWN} name"))
         else:
             found.append(path)
 
@@ -134,7 +136,7 @@ def _walk(folder: str, recursive: bool, found: list, listing: Listing) -> None:
 def collect(inputs: list[str], recursive: bool, output: str, *, role: str = "input", per_file: bool = False) -> Listing:
     """List every input file, with its output path relative to the output folder, and every path left out.
 
-    Folders contribute their PNG, JPEG, BMP and GIF files by extension, with
+    Folders contribute their PNG, JPEG, BMP, GIF, NIfTI and TIFF files by extension, with
     their subfolders if `recursive` (see the module's rules for hidden names,
     links and other files); a file named on the command line is taken whatever
     its name. A file reached twice for the same output is listed once; with
@@ -169,7 +171,7 @@ def collect(inputs: list[str], recursive: bool, output: str, *, role: str = "inp
                 raise UsageError(f"cannot list the {role} folder {shown(item)!r} ({listing.failed.pop()[1]})")
             if not found and len(listing.failed) == failed:
                 more = "" if recursive else " (add --recursive to search its subfolders)"
-                raise UsageError(f"no PNG, JPEG, BMP or GIF files in the {role} folder {shown(item)!r}{more}")
+                raise UsageError(f"no {KNOWN} files in the {role} folder {shown(item)!r}{more}")
             candidates = [(path, os.path.relpath(path, item)) for path in found]
         else:
             candidates = [(item, os.path.basename(item))]

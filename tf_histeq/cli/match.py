@@ -8,7 +8,8 @@ workers run) are the same.
 
 Everything about the reference is settled before any output is written:
 
-- `collect_reference` (no TensorFlow): the file, or the image files of the
+- `collect_reference` (no TensorFlow): the file, or the image files (or the
+  volume files: NIfTI, TIFF, read by `tf_histeq.cli.volfiles`, not mixed with images) of the
   folder (`listing.collect`, with `--recursive` for subfolders), none of them
   inside the output folder, the output folder not inside the reference folder
   (a rerun would pool the outputs into the reference), every file a readable
@@ -29,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from tf_histeq.cli import decoding, files, listing, pipeline
+from tf_histeq.cli import decoding, files, listing, pipeline, volfiles
 from tf_histeq.cli.files import Job, UsageError
 from tf_histeq.cli.runtime import tf
 
@@ -43,6 +44,7 @@ class Reference:
     is16: bool
     formats: list[str] = dataclasses.field(default_factory=list)  # of the paths, from `files.sniff`
     listing: listing.Listing | None = None  # what was listed and left out
+    volumes: bool = False  # volume files (NIfTI, TIFF: `tf_histeq.cli.volfiles`), not images
 
 
 def collect_reference(args) -> Reference:
@@ -57,6 +59,15 @@ def collect_reference(args) -> Reference:
     for path, why in found.failed:
         raise UsageError(f"--reference {listing.shown(path)!r}: {why}")
     pairs = found.pairs
+    volumes = [path for path, _ in pairs if files.volume_kind(path)]
+    if volumes:
+        if len(volumes) < len(pairs):
+            image = next(path for path, _ in pairs if not files.volume_kind(path))
+            raise UsageError(
+                f"--reference {args.reference!r} mixes volume files ({volumes[0]!r}) and images ({image!r}); "
+                "a reference is made of one or the other"
+            )
+        return Reference(args.reference, volumes, is16=False, listing=found, volumes=True)
     first, formats = {}, []  # bit depth -> the first file of that depth
     for path, _ in pairs:
         try:
@@ -81,6 +92,8 @@ def _depth(is16: bool) -> str:
 
 def describe(reference: Reference, histogram) -> str:
     """`8-bit, 3 colour channel(s)`: what the reference is, for messages."""
+    if reference.volumes:
+        return f"volume(s), {histogram.channels} colour channel(s)"
     return f"{_depth(reference.is16)}, {histogram.channels} colour channel(s)"
 
 
@@ -103,6 +116,8 @@ def read_reference(reference: Reference, kwargs: dict):
     """
     from tf_histeq import ops
 
+    if reference.volumes:
+        return volfiles.reference_histogram(reference.paths, kwargs)
     options = {name: kwargs[name] for name in ("value_range", "bins", "alpha")}
 
     def read(path, vector):
@@ -151,7 +166,7 @@ def _vector(path: str, fmt: str) -> list[int]:
         return decoding.Decoding().vector()
 
 
-def fail_misfits(reference: Reference, kwargs: dict, todo: list[Job]) -> None:
+def fail_misfits(reference: Reference, kwargs: dict, todo: list[Job], *, stop: bool = True) -> None:
     """Fail the jobs whose images cannot be matched to `kwargs["reference"]`.
 
     A job fails when `match_histograms`'s own check of a reference against the
@@ -161,7 +176,8 @@ def fail_misfits(reference: Reference, kwargs: dict, todo: list[Job]) -> None:
     fit fails in the pipeline, with `match_histograms`'s message.
 
     Raises:
-        UsageError: If the reference fits none of `todo`.
+        UsageError: If the reference fits none of `todo` (and `stop`: False
+            when volume files are to be matched too, which are checked one by one).
     """
     histogram = kwargs["reference"]
     refusals: dict[tuple[bool, int], str | None] = {}
@@ -176,7 +192,7 @@ def fail_misfits(reference: Reference, kwargs: dict, todo: list[Job]) -> None:
             image = f"{_depth(job.is16)}, {' or '.join(map(str, job.channels))} channel(s)"
             job.error = f"this image ({image}) does not fit {about}: {found[0]}"
             failed.append((job, image, found[0]))
-    if failed and len(failed) == len(todo):
+    if stop and failed and len(failed) == len(todo):
         job, image, reason = failed[0]
         raise UsageError(f"{about} fits none of the inputs to process, e.g. {job.source!r} ({image}): {reason}")
 
