@@ -48,12 +48,6 @@ class _Adaptive(Equalizer):
     def _apply(self, images, mask):
         return self._function(images, **self._op_kwargs)  # the op takes no mask
 
-    def get_config(self):
-        """Return the layer configuration (JSON-serializable); `spatial_dims` is the class's."""
-        config = super().get_config()
-        del config["spatial_dims"]
-        return config
-
 
 @keras.saving.register_keras_serializable(package="tf_histeq")
 class AdaptiveEqualization(_Adaptive):
