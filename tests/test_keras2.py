@@ -92,6 +92,16 @@ def test_random_twins_draw_as_keras3_augment_in_training_only(images, name):
         assert_same_pixels(applied[i], tf.cast(expected, tf.float32).numpy(), f"{name} image {i}")
 
 
+def test_twins_in_tf_data_and_with_dict_inputs(images):
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(3)
+    mapped = next(iter(dataset.map(keras2.CLAHE(**CLAHE_KWARGS)))).numpy()
+    assert_same_pixels(mapped, tf_histeq.clahe(images, **CLAHE_KWARGS).numpy().astype(np.float32), "dataset.map")
+    labels = np.arange(len(images))
+    out = keras2.RandomEqualization(factor=1.0, seed=1)({"images": images, "labels": labels})
+    assert_same_pixels(out["images"].numpy(), tf_histeq.equalize_hist(images).numpy().astype(np.float32), "dict")
+    assert_same_pixels(np.asarray(out["labels"]), labels, "labels")
+
+
 def _message(error) -> str:
     return str(error.value)
 
@@ -133,6 +143,9 @@ class TestTwinOfALaterLayer:
 
             def get_config(self):
                 return {**super().get_config(), "levels": self.levels}
+
+            def compute_output_spec(self, images, mask=None, training=None):  # Keras 3's only: may use keras
+                return keras.KerasTensor(super().compute_output_spec(images, mask).shape, dtype=self.compute_dtype)
 
         ours = _keras2.twin(Equalization3Levels)
         assert ours.__mro__[1] is keras2.HistogramEqualization and _keras2.twin(Equalization3Levels) is ours
