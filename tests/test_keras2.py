@@ -48,6 +48,36 @@ def test_every_layer_has_a_registered_twin_with_the_same_arguments():
         assert tf_keras.saving.get_registered_object(f"tf_histeq>{name}") is ours
 
 
+# Constructor arguments for listed layers that have no usable defaults (none so far).
+LAYER_KWARGS: dict[str, dict] = {}
+
+
+@pytest.mark.parametrize("name", list(_kerases.LAYERS))
+def test_every_listed_layer_gives_the_keras3_pixels(images, name):
+    """Each twin, made with its defaults (adapted if it adapts, seeded if random), as its Keras 3 class.
+
+    The Keras 3 layers are held to the ops and the reference libraries by their own tests; here
+    every layer listed, those added later included, is held to its Keras 3 class.
+    """
+    theirs_class, ours_class = getattr(keras3, name), getattr(keras2, name)
+    if name.endswith("3D"):  # a batch of two volumes (N, D, H, W, C)
+        data = np.stack([_images.batch(4, (24, 30, 1)), _images.batch(4, (24, 30, 1))[::-1]])
+    else:
+        data = images
+    kwargs = dict(LAYER_KWARGS.get(name, {}))
+    if "seed" in inspect.signature(theirs_class.__init__).parameters:
+        kwargs["seed"] = 7
+    theirs, ours = theirs_class(**kwargs), ours_class(**kwargs)
+    if hasattr(theirs, "adapt"):
+        theirs.adapt(data[::-1])
+        ours.adapt(data[::-1])
+    assert_same_pixels(ours(data).numpy(), theirs(data).numpy(), f"{name} twin vs Keras 3")
+    assert_same_pixels(
+        ours(data, training=False).numpy(), theirs(data, training=False).numpy(), f"{name} training=False"
+    )
+    assert ours_class.from_config(ours.get_config()).get_config() == ours.get_config()
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "op"),
     [
@@ -162,6 +192,16 @@ class TestTwinOfALaterLayer:
 
         with pytest.raises(TypeError, match=r"Noisy\.call uses `keras` of Keras 3 itself"):
             _keras2.twin(Noisy)
+
+        class _Shaped:  # a mixin shared as it is by both Kerases: checked too
+            def compute_output_shape(self, input_shape, mask_shape=None):
+                return keras.ops.shape(input_shape)
+
+        class Shaped(_Shaped, keras3.HistogramEqualization):
+            pass
+
+        with pytest.raises(TypeError, match=r"_Shaped\.compute_output_shape uses `keras` of Keras 3 itself"):
+            _keras2.twin(Shaped)
 
 
 # The models, under TF_USE_LEGACY_KERAS=1: tf.keras and tf_histeq.layers are tf_keras's.
