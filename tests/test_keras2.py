@@ -145,6 +145,8 @@ def test_a_layer_in_the_other_keras_model_says_which_is_which():
     with pytest.raises(TypeError) as error:
         keras2.HistogramMatching(reference=[1, 2, 3])(keras.Input((16, 16, 1), dtype="uint8"))
     assert "a Keras 3 KerasTensor" in _message(error) and "use tf_histeq.keras3.HistogramMatching" in _message(error)
+    with pytest.raises(TypeError, match=r"use tf_histeq\.keras2\.RandomCLAHE"):  # a dict of images and labels
+        keras3.RandomCLAHE()({"images": tf_keras.Input((16, 16, 1), dtype="uint8"), "labels": np.zeros(1)})
     # Sequential: each Keras refuses a foreign layer before any of ours runs; its message quotes the layer.
     with pytest.raises(TypeError) as error:
         tf_keras.Sequential([tf_keras.Input((16, 16, 1), dtype="uint8"), keras3.RandomCLAHE()])

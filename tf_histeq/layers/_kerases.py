@@ -86,7 +86,7 @@ def refuse_other_keras(layer, *values) -> None:
     under `TF_USE_LEGACY_KERAS=1`), or the reverse, would otherwise fail deep
     inside Keras or TensorFlow with a message that names neither.
     """
-    for value in values:
+    for value in (item for given in values for item in (given.values() if isinstance(given, dict) else [given])):
         keras = _keras_of(value)
         if keras is None or keras == layer.KERAS or not hasattr(value, "shape"):
             continue
