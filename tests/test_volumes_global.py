@@ -148,6 +148,16 @@ class TestEqualizeHist:
         as_image = tf_histeq.equalize_hist(volume).numpy()  # the default reads (H=3, W=64, C=64)
         assert (actual != as_image).sum() > volume.size // 2, "the 2-D reading is another result"
 
+    def test_two_channel_volumes_have_no_alpha(self, cv2):
+        """Two MR contrasts, not gray + alpha: `alpha="auto"` equalizes both channels of a volume."""
+        two = np.concatenate([VOLUMES, VOLUMES[:, ::-1]], axis=-1)  # (2, D, H, W, 2)
+        actual = tf_histeq.equalize_hist(two, spatial_dims=3).numpy()
+        for c in range(2):
+            expected = per_volume(cv2.equalizeHist, two[..., c : c + 1])
+            assert_same_pixels(actual[..., c : c + 1], expected, f"channel {c} of a 2-channel volume vs cv2")
+        kept = tf_histeq.equalize_hist(two, spatial_dims=3, alpha=True).numpy()
+        np.testing.assert_array_equal(kept[..., 1], two[..., 1])  # alpha=True still passes the last one through
+
     @pytest.mark.parametrize("space", ["luminance", "lab"])
     def test_colour_modes_convert_voxel_by_voxel(self, space, cv2):
         rgb = np.stack([VOLUMES[0, ..., 0], VOLUMES[1, ..., 0], np.roll(VOLUMES[0, ..., 0], 3, axis=2)], axis=-1)

@@ -152,10 +152,16 @@ def check_grid(value: Any, *, name: str = "tile_grid_size") -> tuple[int, int]:
     return int(items[0]), int(items[1])
 
 
-def check_alpha(value: Any, *, name: str = "alpha") -> str | bool:
-    """Return `value` if it is `"auto"`, True or False (NumPy bools included)."""
+def check_alpha(value: Any, *, name: str = "alpha", spatial_dims: int = 2) -> str | bool:
+    """Return `value` if it is `"auto"`, True or False (NumPy bools included).
+
+    Volumes (`spatial_dims=3`) have no alpha channel: for them `"auto"` is False,
+    so that a 2-channel volume (two MR contrasts) has both channels processed.
+    """
     value = _item(value)
-    if isinstance(value, bool) or (isinstance(value, str) and value == "auto"):
+    if isinstance(value, str) and value == "auto":
+        return False if spatial_dims == 3 else value
+    if isinstance(value, bool):
         return value
     fail(
         ValueError if isinstance(value, str) else TypeError,

@@ -188,7 +188,8 @@ def equalize_adapthist(
             layout is stated, never inferred from a channel count) or
             `"hsv_value"` (scikit-image's mode for RGB images: 3 colour
             channels besides alpha, `spatial_dims=2`).
-        alpha: `"auto"` (the last of 2 or 4 channels is alpha), True (the
+        alpha: `"auto"` (the last of 2 or 4 channels is alpha; none in
+            volumes, `spatial_dims=3`), True (the
             last channel is alpha) or False (no alpha). Alpha passes through
             on the output's scale, as scikit-image's `img_as_float` reads it
             (uint8 255 becomes 1.0); scikit-image drops it.
@@ -248,7 +249,7 @@ def equalize_adapthist(
                 "tf_histeq.equalize_adapthist has no gradient (it maps quantized levels through count-based "
                 "tables); apply it before any trainable layer, or wrap its output in tf.stop_gradient",
             )
-        has_alpha = _options.has_alpha(options["alpha"], x.shape[-1])
+        has_alpha = _options.has_alpha(_options.check_alpha(options["alpha"], spatial_dims=spatial_dims), x.shape[-1])
         colour = x[..., :-1] if has_alpha else x
         kernel = dict(kernel_size=options["kernel_size"], clip_limit=options["clip_limit"], nbins=options["nbins"])
         spatial_axes = list(range(1, spatial_dims + 1))

@@ -95,8 +95,9 @@ def equalize_hist(
             the chroma differences are kept) and `"lab"` is refused.
         alpha: Whether the last channel is alpha, which passes through
             unchanged: `"auto"` (the last of 2 or 4 channels: gray + alpha,
-            RGBA), True (the last channel, whatever the count) or False (no
-            alpha: every channel is equalized, e.g. dual-energy or RGB + NIR).
+            RGBA; volumes have none, so for `spatial_dims=3` it means False),
+            True (the last channel, whatever the count) or False (no alpha:
+            every channel is equalized, e.g. dual-energy or RGB + NIR).
         mask: Optional bool (or 0/1) array of shape `(H, W)`, `(N, H, W)`, or
             either with a trailing 1. Only pixels inside the mask build the
             histogram (in a lightness mode, pixels whose 3 channels are all
@@ -138,7 +139,7 @@ def equalize_hist(
         images, mask, restore = _convert.as_layout(images, mask, spatial_dims)
         method = _options.check_option("equalize_hist", "method", method)
         channels = _options.check_option("equalize_hist", "channels", channels)
-        alpha = _options.check_alpha(alpha)
+        alpha = _options.check_alpha(alpha, spatial_dims=spatial_dims)
         spec = _convert.level_spec(images.dtype, value_range, bins)
         build = _histogram.LUT_BUILDERS[method]
         joint = channels == "joint"
@@ -412,7 +413,7 @@ def match_counts(images, ingest, *, value_range, bins, channels, alpha, mask, sp
     with tf.name_scope("match_histograms"):
         images, mask, restore = _convert.as_layout(images, unfreeze(mask), spatial_dims)
         channels = _options.check_option("match_histograms", "channels", channels)
-        alpha = _options.check_alpha(alpha)
+        alpha = _options.check_alpha(alpha, spatial_dims=spatial_dims)
         spec = _convert.level_spec(images.dtype, value_range, bins)
         has_alpha = _options.has_alpha(alpha, images.shape[-1] if images.shape.rank > 2 else 1)
         counts = ingest(images, spec, has_alpha).counts
@@ -478,7 +479,7 @@ def reference_histogram(
         >>> tf_histeq.match_histograms(image, reference).numpy()  # 0.75: halfway from 70 (0.7) to 80 (0.8)
         array([[ 50,  50,  75, 100]], dtype=uint8)
     """
-    alpha = _options.check_alpha(alpha)
+    alpha = _options.check_alpha(alpha, spatial_dims=spatial_dims)
     return _reference_counts.pooled_histogram(
         data,
         value_range=value_range,
