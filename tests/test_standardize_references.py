@@ -27,8 +27,6 @@ Integer images go to MONAI as float32 (what its `LoadImage` returns);
 
 from __future__ import annotations
 
-import warnings
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -176,12 +174,13 @@ def test_percentile_scaling_equals_unpatched_monai(refs, dtype):
         big, lower=1.0, upper=99.0, b_min=0.0, b_max=1.0, clip=True, relative=True, spatial_dims=3
     ).numpy()
     assert np.count_nonzero(ours != expected) == 0
-    # Below it, torch.quantile in float32: the outputs move by its rounded percentiles.
-    small = two_scanners(dtype)[0, ..., 0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    # Below it, torch.quantile in float32: the outputs move by its rounded percentiles
+    # (measured here: up to 1.2e-7, on about a third of the voxels).
+    small = two_scanners(dtype)[0, :7, ..., 0]  # 1,792 voxels: fractional ranks
+    for lower, upper in ((1.0, 99.0), (0.3, 99.7)):
+        transform = refs["monai"].ScaleIntensityRangePercentiles(lower, upper, 0.0, 1.0, clip=True, relative=True)
         expected = transform(_monai_input(refs, small)[None]).numpy()[0]
-    ours = tf_histeq.scale_intensity_percentiles(
-        small, lower=1.0, upper=99.0, b_min=0.0, b_max=1.0, clip=True, relative=True, spatial_dims=3
-    ).numpy()
-    assert np.abs(ours - expected).max() <= 4e-6
+        ours = tf_histeq.scale_intensity_percentiles(
+            small, lower=lower, upper=upper, b_min=0.0, b_max=1.0, clip=True, relative=True, spatial_dims=3
+        ).numpy()
+        assert np.abs(ours - expected).max() <= 4e-6
