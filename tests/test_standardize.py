@@ -118,6 +118,19 @@ def test_xla_equals_eager_every_dtype():
     _check_xla(DTYPES)
 
 
+def test_float32_selection_with_ties_signed_zeros_and_infinities():
+    rng = np.random.default_rng(5)
+    x = two_scanners("float32")[:, 2:4].reshape(2, 32, 16, 1).repeat(2, axis=-1) - 0.5
+    x[0, :4] = 0.0
+    x[0, 4:6] = -0.0
+    x[1, ..., 1] = np.round(x[1, ..., 1] * 4)  # many ties
+    x[1, 0, 0, 0], x[1, 0, 1, 0] = np.inf, -np.inf
+    mask = rng.random((2, 32, 16)) < 0.6
+    ours = tf_histeq.percentiles(x, Q, mask=mask).numpy()
+    expected = np.stack([[np.percentile(x[n, ..., c][mask[n]], Q) for c in range(2)] for n in range(2)])
+    assert np.count_nonzero((ours != expected) & ~(np.isnan(ours) & np.isnan(expected))) == 0
+
+
 def test_nan_and_empty_planes_give_nan():
     volume = two_scanners("float32")[0, ..., 0].copy()
     volume[0, 0, 0] = np.nan
