@@ -45,10 +45,11 @@ from tf_histeq import _nyul, _quantiles
 from tf_histeq._options import _is_real, _item, fail
 
 # Named CT windows, (level, width) in Hounsfield units. The values are the usual
-# radiology conventions as Radiopaedia's "Windowing (CT)" article lists them, except
-# `subdural`, whose range there (W 130-300, L 50-100) is narrowed to the (80, 200)
-# used by the RSNA 2019 intracranial haemorrhage challenge's solutions, and `stroke`,
-# the article's second choice (W 40, L 40; the other is W 8, L 32).
+# radiology conventions as Radiopaedia's "Windowing (CT)" article lists them, where it
+# gives ranges a value inside them: `subdural` (there W 130-300, L 50-100) is the
+# (80, 200) used by the RSNA 2019 intracranial haemorrhage challenge's solutions,
+# `head_soft_tissue` (there W 350-400, L 20-60) is (40, 380), and `stroke` is the
+# article's second choice (W 40, L 40; the other is W 8, L 32).
 WINDOWS: Mapping[str, tuple[float, float]] = {
     "brain": (40, 80),
     "subdural": (80, 200),
