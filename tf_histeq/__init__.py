@@ -28,6 +28,14 @@ _EXPORTS = {
     "histogram_equalization": "tf_histeq.numpy_api",
     "preprocessing_function": "tf_histeq.numpy_api",
     "compiled_shapes": "tf_histeq._xla",
+    "percentiles": "tf_histeq.standardize",
+    "scale_intensity_range": "tf_histeq.standardize",
+    "scale_intensity_percentiles": "tf_histeq.standardize",
+    "window": "tf_histeq.standardize",
+    "WINDOWS": "tf_histeq.standardize",
+    "nyul_landmarks": "tf_histeq.standardize",
+    "nyul_fit": "tf_histeq.standardize",
+    "nyul_standardize": "tf_histeq.standardize",
     "clear_compiled": "tf_histeq._xla",
 }
 

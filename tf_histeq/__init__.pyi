@@ -95,5 +95,62 @@ def histogram_equalization(
 def preprocessing_function(
     op: str = "equalize_hist", *, jit_compile: JitCompile = "auto", **kwargs: Any
 ) -> Callable[[np.ndarray], np.ndarray]: ...
+def percentiles(
+    images: Images, q: float | Iterable[float], *, mask: Mask = None, spatial_dims: int = 2
+) -> tf.Tensor: ...
+def scale_intensity_range(
+    images: Images,
+    *,
+    a_min: float,
+    a_max: float,
+    b_min: float | None = None,
+    b_max: float | None = None,
+    clip: bool = False,
+    spatial_dims: int = 2,
+) -> tf.Tensor: ...
+def window(
+    images: Images,
+    windows: str | tuple[float, float] | Iterable[str | tuple[float, float]],
+    *,
+    b_min: float = 0.0,
+    b_max: float = 1.0,
+    clip: bool = True,
+    spatial_dims: int = 2,
+) -> tf.Tensor: ...
+
+WINDOWS: dict[str, tuple[float, float]]
+
+def scale_intensity_percentiles(
+    images: Images,
+    *,
+    lower: float,
+    upper: float,
+    b_min: float | None,
+    b_max: float | None,
+    clip: bool = False,
+    relative: bool = False,
+    channel_wise: bool = False,
+    mask: Mask = None,
+    spatial_dims: int = 2,
+) -> tf.Tensor: ...
+def nyul_landmarks(
+    images: Images, *, cutoff: tuple[float, float] = (0.01, 0.99), mask: Mask = None, spatial_dims: int = 2
+) -> tf.Tensor: ...
+def nyul_fit(
+    images_iterable: Iterable[Any],
+    *,
+    cutoff: tuple[float, float] = (0.01, 0.99),
+    output_range: tuple[float, float] = (0.0, 100.0),
+    mask: Mask = None,
+    spatial_dims: int = 2,
+) -> np.ndarray: ...
+def nyul_standardize(
+    images: Images,
+    landmarks: npt.ArrayLike | tf.Tensor,
+    *,
+    cutoff: tuple[float, float] = (0.01, 0.99),
+    mask: Mask = None,
+    spatial_dims: int = 2,
+) -> tf.Tensor: ...
 def compiled_shapes() -> list[CompiledShapes]: ...
 def clear_compiled() -> None: ...
