@@ -361,12 +361,22 @@ def _maps(hist: tf.Tensor, kernel_elements: int) -> tf.Tensor:
     return tf.cast(tf.minimum(out, float(_TOP)), tf.int32)  # non-negative: truncation = astype(int)
 
 
-# Voxels (of all planes together) per step of the interpolation loop.
+# Voxels (of all planes together) per step of the histogram loop.
 _SLAB_VOXELS = 2**18
-# Corner maps packed per int64 word, and their bits (maps are < 2**14).
-_PER_WORD, _MAP_BITS = 4, 14
-# Largest block tables (blocks * nbins per plane) that are packed; larger ones (tiny kernels) are gathered per corner.
-_PACK_MAX_ENTRIES = 2**22
+
+
+def _stored(compute, witness: tf.Tensor, like: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """Return `compute()` (`dtype`, shaped like `like`), written to memory once under XLA.
+
+    XLA fuses cheap elementwise work into every consumer (recomputing it) and
+    stores what two fusions share: a per-voxel expression read by several
+    consumers is either computed again per consumer or split at its gathers
+    into whole-volume intermediates. TensorFlow has no fusion barrier; a
+    conditional is one (its result is a buffer), and a predicate XLA cannot
+    evaluate when compiling (`witness`, true whenever it runs) keeps it. The
+    other branch returns zeros and never runs.
+    """
+    return tf.cond(witness, compute, lambda: tf.zeros(tf.shape(like), dtype))
 
 
 def _slab_rows(first_axis: int, per_row: int) -> int:
@@ -378,122 +388,77 @@ def _slab_rows(first_axis: int, per_row: int) -> int:
     return best
 
 
-def _packed_corners(maps: tf.Tensor, planes, axes: list[_Axis], nbins: int) -> tf.Tensor:
-    """The corner maps of every block, 4 per int64 word: int64 `(P, blocks, nbins, words)`, flattened per plane.
-
-    Block `b` (per axis, `0 .. tiles`) reads tiles `clip(b - 1)` and `clip(b)`
-    (skimage's `map_array`); corner `j` of the `np.ndindex` order is bits
-    `14 * (j % 4)` of word `j // 4` (maps are `< 2**14`).
-    """
-    rank = len(axes)
-    maps = tf.reshape(maps, [planes, *(ax.tiles for ax in axes), nbins])
-    corners = []
-    for edge in itertools.product((0, 1), repeat=rank):
-        corner = maps
-        for a, e in enumerate(edge):
-            tiles = np.clip(np.arange(axes[a].tiles + 1) - 1 + e, 0, axes[a].tiles - 1).astype(np.int32)
-            corner = tf.gather(corner, tiles, axis=a + 1)
-        corners.append(tf.cast(corner, tf.int64))
-    words = []
-    for first in range(0, len(corners), _PER_WORD):
-        word = corners[first]
-        for j in range(1, _PER_WORD):
-            word += corners[first + j] * 2 ** (_MAP_BITS * j)
-        words.append(word)
-    return _histogram.materialize(tf.reshape(tf.stack(words, axis=-1), [planes, -1]))
-
-
 def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int) -> tuple[tf.Tensor, ...]:
     """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int16 `(P, *spatial)`.
 
     Returned with each plane's minimum and maximum (int16 `(P,)`), which step
-    9 needs, reduced after the loop: reduced from each slab inside it, XLA
-    computes every slab twice (once for the reduction, once for the write),
-    which measured slower than reading the int16 result twice more.
+    9 needs, reduced from the int16 result.
 
-    The volume is processed in slabs of whole rows of the first spatial axis,
-    one `tf.while_loop` step each, written into a `tf.TensorArray`: XLA then
-    compiles the gathers, products and sums of a slab into one loop that
-    writes only the result (without the loop it materializes every corner's
-    gathered values over the whole volume and computes the sum twice). Where
-    the block tables are small (`_PACK_MAX_ENTRIES`), a voxel reads its 4
-    (2-D) or 8 (3-D) corner maps from one or two int64 words of its block
-    (`_packed_corners`), else with one gather per corner.
+    One elementwise expression over the whole volume: for each corner, a
+    gather of the voxel's map value from the int16 table of all tiles' maps
+    (`tile offset + bin`, the tile offsets per axis are constants broadcast
+    along their axis), times the corner's float64 weight. XLA compiles the 4
+    (2-D) or 8 (3-D) gathers, the products and the sum into one loop over
+    the voxels, split over the CPU's threads, that writes only the int16
+    result (measured faster than slabs in a `tf.while_loop` of int64 words
+    packing the corners: the loop's in-place writes run on one thread and
+    int64 shifts and conversions do not vectorize on AVX2).
     """
     rank = len(axes)
     planes = _histogram.static_or_dynamic(bins, 0)
-    rest = tuple(ax.size for ax in axes[1:])
-    static_planes = planes if isinstance(planes, int) else 1
-    rows = _slab_rows(axes[0].size, static_planes * math.prod(rest))
-    steps = axes[0].size // rows
-    edges = list(itertools.product((0, 1), repeat=rank))  # np.ndindex(2, ..., 2) order
-    packed = math.prod(ax.tiles + 1 for ax in axes) * nbins <= _PACK_MAX_ENTRIES
-    if packed:
-        words = len(edges) // _PER_WORD
-        table = tf.reshape(_packed_corners(maps, planes, axes, nbins), [-1])
-        strides = [nbins * words * math.prod(ax.tiles + 1 for ax in axes[a + 1 :]) for a in range(rank)]
-        plane_size = strides[0] * (axes[0].tiles + 1)
-        first_offsets = [tf.constant(axes[0].block * strides[0], tf.int32)]
-        offsets = [[(axes[a].block * strides[a]).astype(np.int32)] for a in range(rank)]
-        scale = words
-    else:
-        table = tf.reshape(_histogram.materialize(tf.reshape(maps, [planes, -1])), [-1])
-        strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
-        plane_size = strides[0] * axes[0].tiles
-        first_offsets = [tf.constant(t * strides[0], tf.int32) for t in axes[0].tile]
-        offsets = [[(t * strides[a]).astype(np.int32) for t in axes[a].tile] for a in range(rank)]
-        scale = 1
-    plane_offset = tf.reshape(tf.range(planes) * plane_size, [-1] + [1] * rank)
-    first_weights = [tf.constant(w, tf.float64) for w in axes[0].weight]
+    strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
+    plane_size = strides[0] * axes[0].tiles
+    wide = not isinstance(planes, int) or planes * plane_size >= 2**31
+    id_dtype = tf.int64 if wide else tf.int32
+    # Maps are < 2**14: int16 halves the table the gathers read (materialized: XLA would fuse its ops into them).
+    table = tf.reshape(_histogram.materialize(tf.cast(tf.reshape(maps, [planes, -1]), tf.int16)), [-1])
 
-    def along(a: int, values: tf.Tensor | np.ndarray, dtype) -> tf.Tensor:
-        shape = [1] * rank
-        shape[a] = -1
+    r = _stored(
+        lambda: _corner_sum(bins, table, axes, strides, plane_size, id_dtype),
+        tf.reduce_all(table >= 0),  # maps are >= 0
+        bins,
+        tf.int16,
+    )
+    spatial_axes = list(range(1, rank + 1))
+    return r, tf.reduce_min(r, axis=spatial_axes), tf.reduce_max(r, axis=spatial_axes)
+
+
+def _corner_sum(bins, table, axes, strides, plane_size, id_dtype) -> tf.Tensor:
+    rank = len(axes)
+    planes = _histogram.static_or_dynamic(bins, 0)
+
+    def along(a: int, values, dtype) -> tf.Tensor:
+        shape = [1] * (rank + 1)
+        shape[a + 1] = -1
         return tf.reshape(tf.cast(values, dtype), shape)
 
-    def position(begin: tf.Tensor, choice: tuple[int, ...]) -> tf.Tensor:
-        """Table offset of each voxel of the slab, for per-axis choices (block: 0; corner tiles: 0 or 1)."""
-        total = along(0, tf.slice(first_offsets[choice[0]], [begin], [rows]), tf.int32)
-        for a in range(1, rank):
-            total += along(a, offsets[a][choice[a]], tf.int32)
-        return total
+    level = tf.cast(bins, id_dtype)
+    if not isinstance(planes, int) or planes > 1:
+        level += tf.reshape(tf.range(planes, dtype=id_dtype) * plane_size, [-1] + [1] * rank)
+    result = None
+    for edge in itertools.product((0, 1), repeat=rank):  # np.ndindex(2, ..., 2) order
+        index = level
+        for a in range(rank):
+            index += along(a, axes[a].tile[edge[a]] * strides[a], id_dtype)
+        weight = None
+        for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
+            w = along(a, axes[a].weight[edge[a]], tf.float64)
+            weight = w if weight is None else weight * w
+        term = tf.cast(tf.cast(tf.gather(table, index), tf.float64) * weight, tf.float32)
+        result = term if result is None else _add_float32(result, term)
+    return tf.cast(result, tf.int16)  # astype(uint16): truncation of values in [0, 16383]
 
-    def slab(begin: tf.Tensor) -> tf.Tensor:
-        # tf.slice with a static size: XLA's dynamic-slice (a strided slice with a tensor end is unbounded there).
-        # Explicit sizes: with -1, XLA pads the operand to twice its size on every axis first.
-        level = tf.slice(bins, [0, begin] + [0] * (rank - 1), tf.stack([tf.shape(bins)[0], rows, *rest]))
-        level = tf.cast(level, tf.int32) * scale + plane_offset
-        if packed:
-            index = level + position(begin, (0,) * rank)
-            mapped = []
-            for w in range(len(edges) // _PER_WORD):
-                word = tf.gather(table, index + w)
-                mapped += [tf.bitwise.right_shift(word, _MAP_BITS * j) & (2**_MAP_BITS - 1) for j in range(_PER_WORD)]
-        else:
-            mapped = [tf.gather(table, level + position(begin, edge)) for edge in edges]
-        result = None
-        for edge, value in zip(edges, mapped, strict=True):
-            weight = None
-            for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
-                w = tf.slice(first_weights[edge[0]], [begin], [rows]) if a == 0 else axes[a].weight[edge[a]]
-                w = along(a, w, tf.float64)
-                weight = w if weight is None else weight * w
-            term = tf.cast(tf.cast(value, tf.float64) * weight, tf.float32)
-            result = term if result is None else result + term
-        return tf.cast(result, tf.int16)  # astype(uint16): truncation of values in [0, 16383]
 
-    spatial_axes = list(range(1, rank + 1))
+def _add_float32(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """`a + b` of float32 tensors, rounded once to float32, in every way of running.
 
-    def body(step, out):
-        return step + 1, out.write(step, slab(step * rows))
-
-    out = tf.TensorArray(tf.int16, size=steps, element_shape=None)
-    _, out = tf.while_loop(lambda step, out: step < steps, body, (tf.constant(0), out))
-    stacked = out.stack()  # (steps, P, rows, *rest)
-    if planes != 1:  # a dynamic or larger plane count: planes first
-        stacked = tf.transpose(stacked, [1, 0, *range(2, rank + 2)])
-    r = tf.reshape(stacked, [planes, *(ax.size for ax in axes)])
-    return r, tf.reduce_min(r, axis=spatial_axes), tf.reduce_max(r, axis=spatial_axes)
+    Computed in float64 and rounded to float32: the float64 sum of two
+    float32 values rounded to float32 is their float32 sum (53 >= 2 * 24 + 1
+    bits, so the double rounding is innocuous). A plain chain of float32 adds
+    is not safe in a `tf.function`: Grappler's arithmetic optimizer rewrites it
+    into one `AddN`, which sums in another order (values 1 apart in `r`).
+    """
+    return tf.cast(tf.cast(a, tf.float64) + tf.cast(b, tf.float64), tf.float32)
 
 
 def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: float, nbins: int) -> tuple[tf.Tensor, ...]:
@@ -507,7 +472,8 @@ def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: floa
     if tiles * nbins >= 2**31:
         fail(ValueError, "kernel_size", "leave fewer than 2**31 / nbins tiles per plane", kernel)
     # Bins are < nbins (and < 2**14): one byte each where they fit, which halves what steps 5 and 8 read.
-    bins = tf.cast(q // (1 + NR_OF_GRAY // nbins), tf.uint8 if nbins <= 256 else tf.int16)
+    # q >= 0: a truncating division, one XLA divide that XLA fuses with the quantization (a floordiv is not fused).
+    bins = tf.cast(tf.truncatediv(q, 1 + NR_OF_GRAY // nbins), tf.uint8 if nbins <= 256 else tf.int16)
     hist = tf.reshape(_histograms(bins, axes, nbins), [-1, nbins])
     clim = clip_count(clip_limit, kernel_elements)
     if clim is not None:
