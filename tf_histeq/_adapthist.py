@@ -87,26 +87,37 @@ Steps 1-8 are integer-exact in every dtype (the float32 input's
 `rint(x * 65535)` is computed in float32, as skimage's `img_as_uint` does).
 
 Structure (for XLA on CPU and GPU alike): every step is a fixed set of
-tensor ops over all planes at once, with three `tf.while_loop`s: over slabs
-of rows for the histograms and for the interpolation (`_SLAB_VOXELS` voxels
-at most per step, a trip count fixed by the shape), and over the
-redistribution steps (`nbins` per pass, until no histogram changes). No
-Python loop runs over tiles or voxels, nothing returns to the host inside
-the function, and the compiled HLO has no custom call, send, receive,
-infeed or outfeed (`tests/test_adapthist.py` reads it).
+tensor ops over all planes at once, with two `tf.while_loop`s: over slabs
+of rows for the histograms (`_SLAB_VOXELS` voxels at most per step, a trip
+count fixed by the shape) and over the redistribution steps (`nbins` per
+pass, until no histogram changes); the interpolation is one elementwise
+expression over the whole volume (`_interpolate`). No Python loop runs over
+tiles or voxels, nothing returns to the host inside the function, and the
+compiled HLO has no custom call, send, receive, infeed or outfeed
+(`tests/test_adapthist.py` reads it).
 
 Speed (`tf-histeq bench`, rows `equalize_adapthist 3-D` and `2-D`): on a
-128x256x256 uint16 volume, about 6x scikit-image's speed on the 2-core CI
-class of machine (18-19 Mvoxel/s; 4-5x on a 1024x1024 image), short of the
-30x aspiration; the time goes to the interpolation's per-voxel gathers (about
-a third), the 14-bit quantization and the histograms (XLA's CPU reductions
-and scatter-add, another third), and the float64 output, much of it page
-faults on freshly allocated buffers. Peak memory above the input: 2.7x the
-volume's size in float32 (the float64 output is 2x of it).
+128x256x256 uint16 volume, the XLA-compiled kernel takes about 2x less CPU
+and wall time than the slab-loop version it replaced, measured in the same
+runs (see README's bench section for the figures and the machine's load);
+against scikit-image on the 2-core machine that is roughly 10-15x when the
+machine is otherwise idle (scikit-image about 1.1 s, 7-8 Mvoxel/s, there),
+and 6-8x while other work loads it: short of the 30x aspiration. Where the
+CPU time goes (one call, idle machine): the interpolation's 8 gathers per
+voxel (about 80 ms of CPU, of which the gathers are about 50: without them
+XLA vectorizes the rest), the float64 output (about 50 ms, mostly the
+kernel's page faults on the freshly allocated 64 MiB buffer), the
+histograms' scatter-add (about 20 ms, one thread) and the extremes and
+quantization (about 20 ms). Peak memory above the input (steady call):
+2.5x the volume's size in float32 (the float64 output is 2x of it; 2.7x
+before).
 
 RGB images: `tf_histeq._adapthist_hsv` (skimage's `hsv_value` mode).
 
-Eager, `tf.function` and XLA results are identical. XLA contracts
+Eager, `tf.function` and XLA results are identical (tested). Grappler
+rewrites a chain of float32 adds into one `AddN`, which sums in another order
+in a plain `tf.function`: the corner sums are rounded through float64
+(`_add_float32`), which gives the float32 sum exactly. XLA contracts
 `a * b + c` into a fused multiply-add (one rounding instead of two); the
 kernel has no such expression (products are rounded to float32 before they
 are added, and skimage's `+ omin` terms add 0, so they are left out), and its
@@ -363,6 +374,8 @@ def _maps(hist: tf.Tensor, kernel_elements: int) -> tf.Tensor:
 
 # Voxels (of all planes together) per step of the histogram loop.
 _SLAB_VOXELS = 2**18
+# Bits of one map value in a word of `_pair_table` (maps are < 2**14).
+_MAP_BITS = 14
 
 
 def _stored(compute, witness: tf.Tensor, like: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
@@ -388,34 +401,49 @@ def _slab_rows(first_axis: int, per_row: int) -> int:
     return best
 
 
+def _pair_table(maps: tf.Tensor, planes, axes: list[_Axis], nbins: int) -> tf.Tensor:
+    """The maps of both last-axis tiles of every block, one int32 word each: flat `(P, *tiles, blocks, nbins)`.
+
+    Along the last axis, block `b` (`0 .. tiles`) reads tiles `clip(b - 1)`
+    and `clip(b)` (skimage's `map_array`); the word is
+    `map[clip(b - 1)] + map[clip(b)] * 2**14` (maps are `< 2**14`).
+    Materialized: XLA would otherwise fuse the ops that build it into every
+    gather.
+    """
+    last = axes[-1].tiles
+    maps = tf.reshape(tf.cast(maps, tf.int32), [planes, *(ax.tiles for ax in axes), nbins])
+    low = tf.gather(maps, np.clip(np.arange(last + 1) - 1, 0, last - 1).astype(np.int32), axis=len(axes))
+    high = tf.gather(maps, np.clip(np.arange(last + 1), 0, last - 1).astype(np.int32), axis=len(axes))
+    return tf.reshape(_histogram.materialize(low + high * 2**_MAP_BITS), [-1])
+
+
 def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int) -> tuple[tf.Tensor, ...]:
     """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int16 `(P, *spatial)`.
 
     Returned with each plane's minimum and maximum (int16 `(P,)`), which step
     9 needs, reduced from the int16 result.
 
-    One elementwise expression over the whole volume: for each corner, a
-    gather of the voxel's map value from the int16 table of all tiles' maps
-    (`tile offset + bin`, the tile offsets per axis are constants broadcast
-    along their axis), times the corner's float64 weight. XLA compiles the 4
-    (2-D) or 8 (3-D) gathers, the products and the sum into one loop over
-    the voxels, split over the CPU's threads, that writes only the int16
-    result (measured faster than slabs in a `tf.while_loop` of int64 words
-    packing the corners: the loop's in-place writes run on one thread and
-    int64 shifts and conversions do not vectorize on AVX2).
+    One elementwise expression over the whole volume (`_corner_sum`),
+    computed behind `_stored` so that XLA writes only the int16 result, in
+    one loop over the voxels split over the CPU's threads. A voxel gathers
+    the maps of its two last-axis corners in one int32 word (`_pair_table`):
+    2 gathers per voxel in 2-D, 4 in 3-D. Measured on the 128x256x256 volume
+    (a loaded 2-core machine): 46 ms of CPU against 88 with one gather per
+    corner, which is about what slabs of packed int64 words in a
+    `tf.while_loop` took (there, the loop's in-place writes ran on one thread,
+    and int64 shifts and conversions do not vectorize on AVX2).
     """
     rank = len(axes)
     planes = _histogram.static_or_dynamic(bins, 0)
-    strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
-    plane_size = strides[0] * axes[0].tiles
+    sizes = [ax.tiles for ax in axes[:-1]] + [axes[-1].tiles + 1]
+    strides = [nbins * math.prod(sizes[a + 1 :]) for a in range(rank)]
+    plane_size = strides[0] * sizes[0]
     wide = not isinstance(planes, int) or planes * plane_size >= 2**31
     id_dtype = tf.int64 if wide else tf.int32
-    # Maps are < 2**14: int16 halves the table the gathers read (materialized: XLA would fuse its ops into them).
-    table = tf.reshape(_histogram.materialize(tf.cast(tf.reshape(maps, [planes, -1]), tf.int16)), [-1])
-
+    table = _pair_table(maps, planes, axes, nbins)
     r = _stored(
         lambda: _corner_sum(bins, table, axes, strides, plane_size, id_dtype),
-        tf.reduce_all(table >= 0),  # maps are >= 0
+        tf.reduce_all(table >= 0),  # words are >= 0
         bins,
         tf.int16,
     )
@@ -424,6 +452,14 @@ def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int
 
 
 def _corner_sum(bins, table, axes, strides, plane_size, id_dtype) -> tf.Tensor:
+    """Step 8's arithmetic on the word table of `_pair_table`: int16 `(P, *spatial)`.
+
+    A gathered word `w` (an integer below 2**28, exact in float64) splits
+    exactly into `high = floor(w * 2**-14)` and `low = w - high * 2**14`, in
+    float64: each word is then read once, which lets XLA fuse its gather
+    into the loop (an integer shift and mask read it twice, and XLA stores
+    every gathered word of the volume first).
+    """
     rank = len(axes)
     planes = _histogram.static_or_dynamic(bins, 0)
 
@@ -432,19 +468,24 @@ def _corner_sum(bins, table, axes, strides, plane_size, id_dtype) -> tf.Tensor:
         shape[a + 1] = -1
         return tf.reshape(tf.cast(values, dtype), shape)
 
-    level = tf.cast(bins, id_dtype)
+    level = tf.cast(bins, id_dtype) + along(rank - 1, axes[-1].block * strides[-1], id_dtype)
     if not isinstance(planes, int) or planes > 1:
         level += tf.reshape(tf.range(planes, dtype=id_dtype) * plane_size, [-1] + [1] * rank)
+    mapped = {}
+    for edge in itertools.product((0, 1), repeat=rank - 1):
+        index = level
+        for a in range(rank - 1):
+            index += along(a, axes[a].tile[edge[a]] * strides[a], id_dtype)
+        word = tf.cast(tf.gather(table, index), tf.float64)
+        high = tf.floor(word * 2.0**-_MAP_BITS)
+        mapped[(*edge, 0)], mapped[(*edge, 1)] = word - high * 2.0**_MAP_BITS, high
     result = None
     for edge in itertools.product((0, 1), repeat=rank):  # np.ndindex(2, ..., 2) order
-        index = level
-        for a in range(rank):
-            index += along(a, axes[a].tile[edge[a]] * strides[a], id_dtype)
         weight = None
         for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
             w = along(a, axes[a].weight[edge[a]], tf.float64)
             weight = w if weight is None else weight * w
-        term = tf.cast(tf.cast(tf.gather(table, index), tf.float64) * weight, tf.float32)
+        term = tf.cast(mapped[edge] * weight, tf.float32)
         result = term if result is None else _add_float32(result, term)
     return tf.cast(result, tf.int16)  # astype(uint16): truncation of values in [0, 16383]
 
