@@ -97,20 +97,19 @@ compiled HLO has no custom call, send, receive, infeed or outfeed
 (`tests/test_adapthist.py` reads it).
 
 Speed (`tf-histeq bench`, rows `equalize_adapthist 3-D` and `2-D`): on a
-128x256x256 uint16 volume, the XLA-compiled kernel takes about 2x less CPU
-and wall time than the slab-loop version it replaced, measured in the same
-runs (see README's bench section for the figures and the machine's load);
-against scikit-image on the 2-core machine that is roughly 10-15x when the
-machine is otherwise idle (scikit-image about 1.1 s, 7-8 Mvoxel/s, there),
-and 6-8x while other work loads it: short of the 30x aspiration. Where the
-CPU time goes (one call, idle machine): the interpolation's 8 gathers per
-voxel (about 80 ms of CPU, of which the gathers are about 50: without them
-XLA vectorizes the rest), the float64 output (about 50 ms, mostly the
-kernel's page faults on the freshly allocated 64 MiB buffer), the
-histograms' scatter-add (about 20 ms, one thread) and the extremes and
-quantization (about 20 ms). Peak memory above the input (steady call):
-2.5x the volume's size in float32 (the float64 output is 2x of it; 2.7x
-before).
+128x256x256 uint16 volume, 182 ms of CPU per call (user + system) against
+222 for the slab-loop kernel this one replaced, in the same run on the 2-core
+machine while other work loaded it (load average 8.4): 541 against 638 ms
+per call, 7.3x against 6.2x scikit-image's 4.0 s there (on the idle machine
+scikit-image takes 1.1 s: about 11x is what 182 ms of CPU on two cores
+allows); a 1024x1024 image, 12 ms of CPU, 5.3x scikit-image. Short of the
+30x aspiration. Where the CPU goes: the float64 output (about 50 ms, most
+of it the kernel's page faults on the freshly allocated 64 MiB), the
+interpolation (about 45 ms: 4 gathers per voxel; XLA does not vectorize a
+loop with gathers), the histograms' scatter-add (about 20 ms, on one
+thread), and the extremes and quantization (about 20 ms). Peak memory
+above the input (steady call): 2.5x the volume's size in float32, against
+2.7x before (the float64 output is 2x of it).
 
 RGB images: `tf_histeq._adapthist_hsv` (skimage's `hsv_value` mode).
 
@@ -429,9 +428,10 @@ def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int
     the maps of its two last-axis corners in one int32 word (`_pair_table`):
     2 gathers per voxel in 2-D, 4 in 3-D. Measured on the 128x256x256 volume
     (a loaded 2-core machine): 46 ms of CPU against 88 with one gather per
-    corner, which is about what slabs of packed int64 words in a
-    `tf.while_loop` took (there, the loop's in-place writes ran on one thread,
-    and int64 shifts and conversions do not vectorize on AVX2).
+    corner and 80-110 for the slabs of packed int64 words in a
+    `tf.while_loop` that came before (there, the loop's in-place writes ran
+    on one thread, and int64 shifts and conversions do not vectorize on
+    AVX2).
     """
     rank = len(axes)
     planes = _histogram.static_or_dynamic(bins, 0)
