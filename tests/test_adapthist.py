@@ -189,7 +189,7 @@ def test_2d_geometry(kernel_size):
 
 
 def test_slabs_match_one_step():
-    """The histogram loop's slab size does not change a value (many small slabs vs one)."""
+    """The slab size of the histogram loop (and, outside XLA, the interpolation loop) changes no value."""
     images = volumes_3d("uint16", (12, 20, 24))
     whole = run("integer", images, 3, kernel_size=(5, 6, 7))
     size, _adapthist._SLAB_VOXELS = _adapthist._SLAB_VOXELS, 2 * 20 * 24  # 1 slice of both volumes per step

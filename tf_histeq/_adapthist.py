@@ -401,7 +401,9 @@ def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: floa
     if clim is not None:
         hist = _clip(hist, clim)
     maps = _maps(hist, kernel_elements)
-    return _adapthist_interpolate.interpolate(bins, maps, axes, nbins)
+    planes = _histogram.static_or_dynamic(bins, 0)
+    rows = _slab_rows(axes[0].size, (planes if isinstance(planes, int) else 1) * math.prod(q.shape[2:]))
+    return _adapthist_interpolate.interpolate(bins, maps, axes, nbins, rows)
 
 
 # --- step 9 and the public-facing kernel functions --------------------------------------------------------------

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _histogram
+from tf_histeq import _histogram, _xla
 
 # Bits of one map value in a word of `_pair_table` (maps are < 2**14).
 _MAP_BITS = 14
@@ -48,7 +48,7 @@ def _pair_table(maps: tf.Tensor, planes, axes: list, nbins: int) -> tf.Tensor:
     return tf.reshape(_histogram.materialize(low + high * 2**_MAP_BITS), [-1])
 
 
-def interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list, nbins: int) -> tuple[tf.Tensor, ...]:
+def interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list, nbins: int, rows: int) -> tuple[tf.Tensor, ...]:
     """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int16 `(P, *spatial)`.
 
     Returned with each plane's minimum and maximum (int16 `(P,)`), which step
@@ -64,6 +64,12 @@ def interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list, nbins: int) -> tup
     `tf.while_loop` that came before (there, the loop's in-place writes ran
     on one thread, and int64 shifts and conversions do not vectorize on
     AVX2).
+
+    Outside XLA (eager, a plain `tf.function`) every op of that expression
+    would store a whole-volume intermediate (peak memory about 31x the
+    volume's float32 size, against 8x in slabs): there the same arithmetic
+    runs on slabs of `rows` rows of the first axis, one `tf.while_loop` step
+    each, written into a `tf.TensorArray`.
     """
     rank = len(axes)
     planes = _histogram.static_or_dynamic(bins, 0)
@@ -73,18 +79,46 @@ def interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list, nbins: int) -> tup
     wide = not isinstance(planes, int) or planes * plane_size >= 2**31
     id_dtype = tf.int64 if wide else tf.int32
     table = _pair_table(maps, planes, axes, nbins)
-    r = stored(
-        lambda: _corner_sum(bins, table, axes, strides, plane_size, id_dtype),
-        tf.reduce_all(table >= 0),  # words are >= 0
-        bins,
-        tf.int16,
-    )
+    first = [tf.constant(axes[0].tile[e] * strides[0], id_dtype) for e in (0, 1)]
+    first += [tf.constant(axes[0].weight[e], tf.float64) for e in (0, 1)]
+    if _xla.in_xla_context():
+        r = stored(
+            lambda: _corner_sum(bins, table, axes, strides, plane_size, id_dtype, first),
+            tf.reduce_all(table >= 0),  # words are >= 0
+            bins,
+            tf.int16,
+        )
+    else:
+        r = _slabs(bins, table, axes, strides, plane_size, id_dtype, first, rows)
     spatial_axes = list(range(1, rank + 1))
     return r, tf.reduce_min(r, axis=spatial_axes), tf.reduce_max(r, axis=spatial_axes)
 
 
-def _corner_sum(bins, table, axes, strides, plane_size, id_dtype) -> tf.Tensor:
+def _slabs(bins, table, axes, strides, plane_size, id_dtype, first, rows: int) -> tf.Tensor:
+    """`_corner_sum` on slabs of `rows` rows of the first axis, one `tf.while_loop` step each."""
+    rank = len(axes)
+    planes = _histogram.static_or_dynamic(bins, 0)
+    rest = [ax.size for ax in axes[1:]]
+
+    def body(step, out):
+        begin = step * rows
+        # tf.slice with static sizes: a dynamic-slice for XLA (the -1 size pads the operand there).
+        slab = tf.slice(bins, [0, begin] + [0] * (rank - 1), tf.stack([tf.shape(bins)[0], rows, *rest]))
+        part = [tf.slice(values, [begin], [rows]) for values in first]
+        return step + 1, out.write(step, _corner_sum(slab, table, axes, strides, plane_size, id_dtype, part))
+
+    steps = axes[0].size // rows
+    out = tf.TensorArray(tf.int16, size=steps, element_shape=None)
+    _, out = tf.while_loop(lambda step, out: step < steps, body, (tf.constant(0), out))
+    stacked = tf.transpose(out.stack(), [1, 0, *range(2, rank + 2)])  # (P, steps, rows, *rest)
+    return tf.reshape(stacked, [planes, *(ax.size for ax in axes)])
+
+
+def _corner_sum(bins, table, axes, strides, plane_size, id_dtype, first) -> tf.Tensor:
     """Step 8's arithmetic on the word table of `_pair_table`: int16 `(P, *spatial)`.
+
+    `first`: the first axis's table offsets of both corner tiles and their
+    weights (for the rows of `bins`).
 
     A gathered word `w` (an integer below 2**28, exact in float64) splits
     exactly into `high = floor(w * 2**-14)` and `low = w - high * 2**14`, in
@@ -107,7 +141,7 @@ def _corner_sum(bins, table, axes, strides, plane_size, id_dtype) -> tf.Tensor:
     for edge in itertools.product((0, 1), repeat=rank - 1):
         index = level
         for a in range(rank - 1):
-            index += along(a, axes[a].tile[edge[a]] * strides[a], id_dtype)
+            index += along(a, first[edge[0]] if a == 0 else axes[a].tile[edge[a]] * strides[a], id_dtype)
         word = tf.cast(tf.gather(table, index), tf.float64)
         high = tf.floor(word * 2.0**-_MAP_BITS)
         mapped[(*edge, 0)], mapped[(*edge, 1)] = word - high * 2.0**_MAP_BITS, high
@@ -115,7 +149,7 @@ def _corner_sum(bins, table, axes, strides, plane_size, id_dtype) -> tf.Tensor:
     for edge in itertools.product((0, 1), repeat=rank):  # np.ndindex(2, ..., 2) order
         weight = None
         for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
-            w = along(a, axes[a].weight[edge[a]], tf.float64)
+            w = along(a, first[2 + edge[0]] if a == 0 else axes[a].weight[edge[a]], tf.float64)
             weight = w if weight is None else weight * w
         term = tf.cast(mapped[edge] * weight, tf.float32)
         result = term if result is None else add_float32(result, term)
