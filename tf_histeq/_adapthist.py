@@ -104,19 +104,21 @@ to the host (a few bytes each, as for any conditional or data-dependent
 loop); not measured on a GPU yet.
 
 Speed (`tf-histeq bench`, rows `equalize_adapthist 3-D` and `2-D`): on a
-128x256x256 uint16 volume, 182 ms of CPU per call (user + system) against
-222 for the slab-loop kernel this one replaced, in the same run on the 2-core
-machine while other work loaded it (load average 8.4): 541 against 638 ms
-per call, 7.3x against 6.2x scikit-image's 4.0 s there (on the idle machine
-scikit-image takes 1.1 s: about 11x is what 182 ms of CPU on two cores
-allows); a 1024x1024 image, 12 ms of CPU, 5.3x scikit-image. Short of the
-30x aspiration. Where the CPU goes: the float64 output (about 50 ms, most
-of it the kernel's page faults on the freshly allocated 64 MiB), the
-interpolation (about 45 ms: 4 gathers per voxel; XLA does not vectorize a
-loop with gathers), the histograms' scatter-add (about 20 ms, on one
-thread), and the extremes and quantization (about 20 ms). Peak memory
-above the input (steady call): 2.5x the volume's size in float32, against
-2.7x before (the float64 output is 2x of it).
+128x256x256 uint16 volume, 174-200 ms of CPU per call (user + system)
+against 211-246 for the slab-loop kernel this one replaced, in the same runs
+on the 2-core machine while other work loaded it: 192 against 287 ms per
+call at load average 5 (10.1x against 6.8x scikit-image's 1.9 s there),
+541 against 638 ms at load 8.4 (7.3x against 6.2x). On the idle machine
+scikit-image takes 1.1 s: about 11x is what 180 ms of CPU on two cores
+allows. A 1024x1024 image: 14 ms of CPU, 15 ms per call at load 4.6, 8.3x
+scikit-image (the old kernel 4.8x). Short of the 30x aspiration. Where
+the CPU goes: the float64 output (about 50 ms, most of it the kernel's page
+faults on the freshly allocated 64 MiB), the interpolation (about 45 ms: 4
+gathers per voxel; XLA does not vectorize a loop with gathers), the
+histograms' scatter-add (about 20 ms, on one thread), and the extremes and
+quantization (about 20 ms). Peak memory above the input (steady call): 2.5x
+the volume's size in float32 under XLA, against 2.7x before (the float64
+output is 2x of it).
 
 RGB images: `tf_histeq._adapthist_hsv` (skimage's `hsv_value` mode).
 
