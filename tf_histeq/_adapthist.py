@@ -87,26 +87,45 @@ Steps 1-8 are integer-exact in every dtype (the float32 input's
 `rint(x * 65535)` is computed in float32, as skimage's `img_as_uint` does).
 
 Structure (for XLA on CPU and GPU alike): every step is a fixed set of
-tensor ops over all planes at once, with three `tf.while_loop`s: over slabs
-of rows for the histograms and for the interpolation (`_SLAB_VOXELS` voxels
-at most per step, a trip count fixed by the shape), and over the
-redistribution steps (`nbins` per pass, until no histogram changes). No
+tensor ops over all planes at once, with two `tf.while_loop`s: over slabs
+of rows for the histograms (`_SLAB_VOXELS` voxels at most per step, a trip
+count fixed by the shape) and over the redistribution steps (`nbins` per
+pass, until no histogram changes). Under XLA the interpolation is one
+elementwise expression over the whole volume behind a `tf.cond` (XLA's only
+fusion barrier here; `_adapthist_interpolate`); outside XLA it runs in
+slabs too (a third loop), so that eager and `tf.function` calls store no
+whole-volume float64 intermediates (peak memory above the input, steady
+call: 8.1x the volume's float32 size eager, 6.4x in a `tf.function`). No
 Python loop runs over tiles or voxels, nothing returns to the host inside
 the function, and the compiled HLO has no custom call, send, receive,
-infeed or outfeed (`tests/test_adapthist.py` reads it).
+infeed or outfeed (`tests/test_adapthist.py` reads it). On a GPU, XLA may
+copy the predicates of the `tf.cond` and of the redistribution loop's steps
+to the host (a few bytes each, as for any conditional or data-dependent
+loop); not measured on a GPU yet.
 
 Speed (`tf-histeq bench`, rows `equalize_adapthist 3-D` and `2-D`): on a
-128x256x256 uint16 volume, about 6x scikit-image's speed on the 2-core CI
-class of machine (18-19 Mvoxel/s; 4-5x on a 1024x1024 image), short of the
-30x aspiration; the time goes to the interpolation's per-voxel gathers (about
-a third), the 14-bit quantization and the histograms (XLA's CPU reductions
-and scatter-add, another third), and the float64 output, much of it page
-faults on freshly allocated buffers. Peak memory above the input: 2.7x the
-volume's size in float32 (the float64 output is 2x of it).
+128x256x256 uint16 volume, 174-200 ms of CPU per call (user + system)
+against 211-246 for the slab-loop kernel this one replaced, in the same runs
+on the 2-core machine while other work loaded it: 192 against 287 ms per
+call at load average 5 (10.1x against 6.8x scikit-image's 1.9 s there),
+541 against 638 ms at load 8.4 (7.3x against 6.2x). On the idle machine
+scikit-image takes 1.1 s: about 11x is what 180 ms of CPU on two cores
+allows. A 1024x1024 image: 14 ms of CPU, 15 ms per call at load 4.6, 8.3x
+scikit-image (the old kernel 4.8x). Short of the 30x aspiration. Where
+the CPU goes: the float64 output (about 50 ms, most of it the kernel's page
+faults on the freshly allocated 64 MiB), the interpolation (about 45 ms: 4
+gathers per voxel; XLA does not vectorize a loop with gathers), the
+histograms' scatter-add (about 20 ms, on one thread), and the extremes and
+quantization (about 20 ms). Peak memory above the input (steady call): 2.5x
+the volume's size in float32 under XLA, against 2.7x before (the float64
+output is 2x of it).
 
 RGB images: `tf_histeq._adapthist_hsv` (skimage's `hsv_value` mode).
 
-Eager, `tf.function` and XLA results are identical. XLA contracts
+Eager, `tf.function` and XLA results are identical (tested). Grappler
+rewrites a chain of float32 adds into one `AddN`, which sums in another order
+in a plain `tf.function`: the corner sums are rounded through float64
+(`_adapthist_interpolate.add_float32`), which gives the float32 sum exactly. XLA contracts
 `a * b + c` into a fused multiply-add (one rounding instead of two); the
 kernel has no such expression (products are rounded to float32 before they
 are added, and skimage's `+ omin` terms add 0, so they are left out), and its
@@ -115,13 +134,12 @@ only constant divisors (`arange(k) / k`) are computed by NumPy when tracing.
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _histogram
+from tf_histeq import _adapthist_interpolate, _histogram
 from tf_histeq._adapthist_options import check_nbins, clip_count, kernel_shape
 from tf_histeq._options import fail
 
@@ -361,12 +379,8 @@ def _maps(hist: tf.Tensor, kernel_elements: int) -> tf.Tensor:
     return tf.cast(tf.minimum(out, float(_TOP)), tf.int32)  # non-negative: truncation = astype(int)
 
 
-# Voxels (of all planes together) per step of the interpolation loop.
+# Voxels (of all planes together) per step of the histogram loop.
 _SLAB_VOXELS = 2**18
-# Corner maps packed per int64 word, and their bits (maps are < 2**14).
-_PER_WORD, _MAP_BITS = 4, 14
-# Largest block tables (blocks * nbins per plane) that are packed; larger ones (tiny kernels) are gathered per corner.
-_PACK_MAX_ENTRIES = 2**22
 
 
 def _slab_rows(first_axis: int, per_row: int) -> int:
@@ -376,129 +390,6 @@ def _slab_rows(first_axis: int, per_row: int) -> int:
         if first_axis % rows == 0 and rows * per_row <= _SLAB_VOXELS:
             best = rows
     return best
-
-
-def _packed_corners(maps: tf.Tensor, planes, axes: list[_Axis], nbins: int) -> tf.Tensor:
-    """The corner maps of every block, 4 per int64 word: int64 `(P, blocks, nbins, words)`, flattened per plane.
-
-    Block `b` (per axis, `0 .. tiles`) reads tiles `clip(b - 1)` and `clip(b)`
-    (skimage's `map_array`); corner `j` of the `np.ndindex` order is bits
-    `14 * (j % 4)` of word `j // 4` (maps are `< 2**14`).
-    """
-    rank = len(axes)
-    maps = tf.reshape(maps, [planes, *(ax.tiles for ax in axes), nbins])
-    corners = []
-    for edge in itertools.product((0, 1), repeat=rank):
-        corner = maps
-        for a, e in enumerate(edge):
-            tiles = np.clip(np.arange(axes[a].tiles + 1) - 1 + e, 0, axes[a].tiles - 1).astype(np.int32)
-            corner = tf.gather(corner, tiles, axis=a + 1)
-        corners.append(tf.cast(corner, tf.int64))
-    words = []
-    for first in range(0, len(corners), _PER_WORD):
-        word = corners[first]
-        for j in range(1, _PER_WORD):
-            word += corners[first + j] * 2 ** (_MAP_BITS * j)
-        words.append(word)
-    return _histogram.materialize(tf.reshape(tf.stack(words, axis=-1), [planes, -1]))
-
-
-def _interpolate(bins: tf.Tensor, maps: tf.Tensor, axes: list[_Axis], nbins: int) -> tuple[tf.Tensor, ...]:
-    """Step 8: the float32 sum over corners of float64 `map * weight` products, truncated; int16 `(P, *spatial)`.
-
-    Returned with each plane's minimum and maximum (int16 `(P,)`), which step
-    9 needs, reduced after the loop: reduced from each slab inside it, XLA
-    computes every slab twice (once for the reduction, once for the write),
-    which measured slower than reading the int16 result twice more.
-
-    The volume is processed in slabs of whole rows of the first spatial axis,
-    one `tf.while_loop` step each, written into a `tf.TensorArray`: XLA then
-    compiles the gathers, products and sums of a slab into one loop that
-    writes only the result (without the loop it materializes every corner's
-    gathered values over the whole volume and computes the sum twice). Where
-    the block tables are small (`_PACK_MAX_ENTRIES`), a voxel reads its 4
-    (2-D) or 8 (3-D) corner maps from one or two int64 words of its block
-    (`_packed_corners`), else with one gather per corner.
-    """
-    rank = len(axes)
-    planes = _histogram.static_or_dynamic(bins, 0)
-    rest = tuple(ax.size for ax in axes[1:])
-    static_planes = planes if isinstance(planes, int) else 1
-    rows = _slab_rows(axes[0].size, static_planes * math.prod(rest))
-    steps = axes[0].size // rows
-    edges = list(itertools.product((0, 1), repeat=rank))  # np.ndindex(2, ..., 2) order
-    packed = math.prod(ax.tiles + 1 for ax in axes) * nbins <= _PACK_MAX_ENTRIES
-    if packed:
-        words = len(edges) // _PER_WORD
-        table = tf.reshape(_packed_corners(maps, planes, axes, nbins), [-1])
-        strides = [nbins * words * math.prod(ax.tiles + 1 for ax in axes[a + 1 :]) for a in range(rank)]
-        plane_size = strides[0] * (axes[0].tiles + 1)
-        first_offsets = [tf.constant(axes[0].block * strides[0], tf.int32)]
-        offsets = [[(axes[a].block * strides[a]).astype(np.int32)] for a in range(rank)]
-        scale = words
-    else:
-        table = tf.reshape(_histogram.materialize(tf.reshape(maps, [planes, -1])), [-1])
-        strides = [nbins * math.prod(ax.tiles for ax in axes[a + 1 :]) for a in range(rank)]
-        plane_size = strides[0] * axes[0].tiles
-        first_offsets = [tf.constant(t * strides[0], tf.int32) for t in axes[0].tile]
-        offsets = [[(t * strides[a]).astype(np.int32) for t in axes[a].tile] for a in range(rank)]
-        scale = 1
-    plane_offset = tf.reshape(tf.range(planes) * plane_size, [-1] + [1] * rank)
-    first_weights = [tf.constant(w, tf.float64) for w in axes[0].weight]
-
-    def along(a: int, values: tf.Tensor | np.ndarray, dtype) -> tf.Tensor:
-        shape = [1] * rank
-        shape[a] = -1
-        return tf.reshape(tf.cast(values, dtype), shape)
-
-    def position(begin: tf.Tensor, choice: tuple[int, ...]) -> tf.Tensor:
-        """Table offset of each voxel of the slab, for per-axis choices (block: 0; corner tiles: 0 or 1)."""
-        total = along(0, tf.slice(first_offsets[choice[0]], [begin], [rows]), tf.int32)
-        for a in range(1, rank):
-            total += along(a, offsets[a][choice[a]], tf.int32)
-        return total
-
-    def slab(begin: tf.Tensor) -> tf.Tensor:
-        # tf.slice with a static size: XLA's dynamic-slice (a strided slice with a tensor end is unbounded there).
-        # Explicit sizes: with -1, XLA pads the operand to twice its size on every axis first.
-        level = tf.slice(bins, [0, begin] + [0] * (rank - 1), tf.stack([tf.shape(bins)[0], rows, *rest]))
-        level = tf.cast(level, tf.int32) * scale + plane_offset
-        if packed:
-            index = level + position(begin, (0,) * rank)
-            mapped = []
-            for w in range(len(edges) // _PER_WORD):
-                word = tf.gather(table, index + w)
-                mapped += [tf.bitwise.right_shift(word, _MAP_BITS * j) & (2**_MAP_BITS - 1) for j in range(_PER_WORD)]
-        else:
-            mapped = [tf.gather(table, level + position(begin, edge)) for edge in edges]
-        result = None
-        for edge, value in zip(edges, mapped, strict=True):
-            weight = None
-            for a in reversed(range(rank)):  # np.prod over coeffs: last axis first
-                w = tf.slice(first_weights[edge[0]], [begin], [rows]) if a == 0 else axes[a].weight[edge[a]]
-                w = along(a, w, tf.float64)
-                weight = w if weight is None else weight * w
-            term = tf.cast(tf.cast(value, tf.float64) * weight, tf.float32)
-            # The float32 sum, added in float64 and rounded (exactly the float32 sum: 53 >= 2 * 24 + 2 bits):
-            # a chain of float32 adds is collapsed by Grappler into an AddN that sums in another order (107 of
-            # 3,072 values of four 24x32 planes off by one level in a tf.function graph; none under XLA or eagerly).
-            result = (
-                term if result is None else tf.cast(tf.cast(result, tf.float64) + tf.cast(term, tf.float64), tf.float32)
-            )
-        return tf.cast(result, tf.int16)  # astype(uint16): truncation of values in [0, 16383]
-
-    spatial_axes = list(range(1, rank + 1))
-
-    def body(step, out):
-        return step + 1, out.write(step, slab(step * rows))
-
-    out = tf.TensorArray(tf.int16, size=steps, element_shape=None)
-    _, out = tf.while_loop(lambda step, out: step < steps, body, (tf.constant(0), out))
-    stacked = out.stack()  # (steps, P, rows, *rest)
-    if not isinstance(planes, int) or planes != 1:  # a dynamic or larger plane count: planes first
-        stacked = tf.transpose(stacked, [1, 0, *range(2, rank + 2)])
-    r = tf.reshape(stacked, [planes, *(ax.size for ax in axes)])
-    return r, tf.reduce_min(r, axis=spatial_axes), tf.reduce_max(r, axis=spatial_axes)
 
 
 def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: float, nbins: int) -> tuple[tf.Tensor, ...]:
@@ -512,13 +403,16 @@ def clahe_integer_planes(q: tf.Tensor, kernel: tuple[int, ...], clip_limit: floa
     if tiles * nbins >= 2**31:
         fail(ValueError, "kernel_size", "leave fewer than 2**31 / nbins tiles per plane", kernel)
     # Bins are < nbins (and < 2**14): one byte each where they fit, which halves what steps 5 and 8 read.
-    bins = tf.cast(q // (1 + NR_OF_GRAY // nbins), tf.uint8 if nbins <= 256 else tf.int16)
+    # q >= 0: a truncating division, one XLA divide that XLA fuses with the quantization (a floordiv is not fused).
+    bins = tf.cast(tf.truncatediv(q, 1 + NR_OF_GRAY // nbins), tf.uint8 if nbins <= 256 else tf.int16)
     hist = tf.reshape(_histograms(bins, axes, nbins), [-1, nbins])
     clim = clip_count(clip_limit, kernel_elements)
     if clim is not None:
         hist = _clip(hist, clim)
     maps = _maps(hist, kernel_elements)
-    return _interpolate(bins, maps, axes, nbins)
+    planes = _histogram.static_or_dynamic(bins, 0)
+    rows = _slab_rows(axes[0].size, (planes if isinstance(planes, int) else 1) * math.prod(q.shape[2:]))
+    return _adapthist_interpolate.interpolate(bins, maps, axes, nbins, rows)
 
 
 # --- step 9 and the public-facing kernel functions --------------------------------------------------------------
