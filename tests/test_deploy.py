@@ -21,7 +21,14 @@ import tensorflow as tf
 from tests import _images
 from tests._references import assert_same_pixels
 from tf_histeq import deploy
-from tf_histeq.layers import CLAHE, HistogramEqualization, HistogramMatching, RandomCLAHE, RandomEqualization
+from tf_histeq.layers import (
+    CLAHE,
+    AdaptiveEqualization,
+    HistogramEqualization,
+    HistogramMatching,
+    RandomCLAHE,
+    RandomEqualization,
+)
 
 try:  # the LiteRT interpreter; TensorFlow's own copy is deprecated but equivalent
     from ai_edge_litert.interpreter import Interpreter
@@ -236,6 +243,15 @@ class TestUnsupported:
         model = keras.Model(inputs, HistogramMatching(reference=reference)(inputs))
         with pytest.raises(
             ValueError, match=r"`model` must hold no match_histograms.*Received: model=.*histogram_matching"
+        ):
+            convert(model)
+
+    @pytest.mark.parametrize("convert", [deploy.to_tflite, deploy.to_onnx], ids=["tflite", "onnx"])
+    def test_adaptive_equalization_is_refused_by_name(self, convert):
+        inputs = keras.Input((16, 16, 1), dtype="uint8")
+        model = keras.Model(inputs, AdaptiveEqualization()(inputs))
+        with pytest.raises(
+            ValueError, match=r"`model` must hold no equalize_adapthist.*Received: model=.*adaptive_equalization"
         ):
             convert(model)
 

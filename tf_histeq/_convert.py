@@ -325,14 +325,8 @@ def volume_reference(reference, reference_mask):
     return _merge_depth(reference, 1 if rank == 5 else 0), mask
 
 
-def prepare_mask(mask, images: tf.Tensor, *, name: str = "mask") -> tf.Tensor | None:
-    """Return `mask` as a bool tensor broadcastable to `to_nhwc(images)`, shape `(N or 1, H, W, 1)`.
-
-    Accepted shapes: `(H, W)`, `(H, W, 1)`, and for batches also `(N, H, W)`, `(N, H, W, 1)`.
-    Accepted dtypes: bool, or numbers where nonzero means "in the mask".
-    """
-    if mask is None:
-        return None
+def mask_tensor(mask, *, name: str = "mask") -> tf.Tensor:
+    """`mask` as a tensor of bools or numbers (nonzero = inside), or a TypeError naming it; its shape unchecked."""
     if isinstance(mask, np.ndarray) and mask.dtype.kind in "USO":
         fail(TypeError, f"{name}.dtype", "be bool or a number type (nonzero = inside)", str(mask.dtype))
     try:
@@ -341,6 +335,18 @@ def prepare_mask(mask, images: tf.Tensor, *, name: str = "mask") -> tf.Tensor | 
         fail(TypeError, name, "be a bool or 0/1 array or tensor", type(mask).__name__)
     if mask.dtype == tf.string or mask.dtype.is_complex:
         fail(TypeError, f"{name}.dtype", "be bool or a number type (nonzero = inside)", mask.dtype.name)
+    return mask
+
+
+def prepare_mask(mask, images: tf.Tensor, *, name: str = "mask") -> tf.Tensor | None:
+    """Return `mask` as a bool tensor broadcastable to `to_nhwc(images)`, shape `(N or 1, H, W, 1)`.
+
+    Accepted shapes: `(H, W)`, `(H, W, 1)`, and for batches also `(N, H, W)`, `(N, H, W, 1)`.
+    Accepted dtypes: bool, or numbers where nonzero means "in the mask".
+    """
+    if mask is None:
+        return None
+    mask = mask_tensor(mask, name=name)
     rank = images.shape.rank
     hw = images.shape[-3:-1] if rank > 2 else images.shape
     nhw = tf.TensorShape([images.shape[0] if rank == 4 else 1]).concatenate(hw)

@@ -48,21 +48,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _histogram
-from tf_histeq._options import _is_int, fail
+from tf_histeq import _convert, _histogram
+from tf_histeq._options import check_spatial_dims, fail
 
 SUPPORTED_DTYPES = (tf.uint8, tf.uint16, tf.int16, tf.float32, tf.float64)
 # The histogram of an integer dtype: (number of levels, value of level 0).
 INTEGER_LEVELS = {tf.uint8: (256, 0), tf.uint16: (65536, 0), tf.int16: (65536, -32768)}
-
-
-def check_spatial_dims(value: Any, *, name: str = "spatial_dims") -> int:
-    """Return `value` (2: images, 3: volumes) or raise."""
-    if not _is_int(value):
-        fail(TypeError, name, "be 2 (images) or 3 (volumes)", value)
-    if int(value) not in (2, 3):
-        fail(ValueError, name, "be 2 (images) or 3 (volumes)", value)
-    return int(value)
 
 
 class Layout(NamedTuple):
@@ -137,14 +128,7 @@ def prepare_mask(mask: Any, x: tf.Tensor, layout: Layout, *, name: str = "mask")
     """
     if mask is None:
         return None
-    if isinstance(mask, np.ndarray) and mask.dtype.kind in "USO":
-        fail(TypeError, f"{name}.dtype", "be bool or a number type (nonzero = counted)", str(mask.dtype))
-    try:
-        mask = tf.convert_to_tensor(mask)
-    except (TypeError, ValueError):
-        fail(TypeError, name, "be a bool or 0/1 array or tensor", type(mask).__name__)
-    if mask.dtype == tf.string or mask.dtype.is_complex:
-        fail(TypeError, f"{name}.dtype", "be bool or a number type (nonzero = counted)", mask.dtype.name)
+    mask = _convert.mask_tensor(mask, name=name)
     first = 1 if layout.batched else 0
     spatial = layout.static[first : first + layout.spatial_dims]
     batch = layout.static[:1] if layout.batched else tf.TensorShape([1])

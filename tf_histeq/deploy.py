@@ -20,7 +20,8 @@ and grid. The ops clip, compare, select and gather integers in int32, which
 both runtimes have kernels for (TensorFlow Lite has no builtin uint8/uint16
 minimum, comparison or select, nor a uint16 gather; ONNX Runtime no uint16
 `Min`). Image size and batch may be dynamic (`None`) in both. `match_histograms`
-is refused: its tables are float64. The random augmentation layers pass images
+(float64 tables) and `equalize_adapthist` (scikit-image's float64 arithmetic)
+are refused by name. The random augmentation layers pass images
 through in a model called without `training`, so an exported model holds them
 as identities.
 
@@ -71,7 +72,8 @@ def to_tflite(model, *, optimizations=()) -> bytes:
     Raises:
         ValueError: If a tf_histeq op in the model computes in float16, bfloat16
             or float64, which TensorFlow Lite has no builtin kernels for, or if
-            the model holds `match_histograms` (float64 tables).
+            the model holds `match_histograms` (float64 tables) or
+            `equalize_adapthist` (float64 arithmetic).
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = model if isinstance(model, (str, os.PathLike)) else _export(model, tmp)
@@ -101,7 +103,8 @@ def to_onnx(model, *, opset: int = 18):
     Raises:
         ValueError: If `opset` is below 16, or if the model holds
             `match_histograms`: ONNX Runtime's float64 arithmetic is not
-            bit-exact with TensorFlow's there (a few pixels one level off).
+            bit-exact with TensorFlow's there (a few pixels one level off), or
+            `equalize_adapthist` (float64 throughout, not verified there).
     """
     import tf2onnx
 
@@ -114,7 +117,7 @@ def to_onnx(model, *, opset: int = 18):
         return model(tf.nest.pack_sequence_as(structure, list(inputs)))
 
     serve = tf.function(serve)
-    _refuse_matching(serve.get_concrete_function(*signature).graph.as_graph_def(), "ONNX")
+    _refuse_float64_ops(serve.get_concrete_function(*signature).graph.as_graph_def(), "ONNX")
 
     def convert():
         proto, _ = tf2onnx.convert.from_function(
@@ -160,22 +163,31 @@ def _op_nodes(graph):
             yield "/".join(parts[: scope + 1]), node
 
 
-def _refuse_matching(graph, target: str) -> None:
-    """Raise if the graph holds `match_histograms`, whose tables are float64.
+# The ops whose arithmetic is float64 by definition, so no input dtype avoids it, and why each is refused.
+_FLOAT64_OPS = {
+    "match_histograms": "match_histograms / HistogramMatching op for {target}: its float64 tables are not "
+    "reproduced bit-exactly there",
+    "equalize_adapthist": "equalize_adapthist / AdaptiveEqualization op for {target}: scikit-image's float64 "
+    "arithmetic is not verified bit-exact there",
+}
 
-    TensorFlow Lite has no kernels for them, and ONNX Runtime's float64
-    arithmetic moved a few pixels by one level in our tests.
+
+def _refuse_float64_ops(graph, target: str) -> None:
+    """Raise if the graph holds an op of `_FLOAT64_OPS`.
+
+    TensorFlow Lite has no kernels for float64, and ONNX Runtime's float64
+    arithmetic moved a few pixels of `match_histograms` by one level in our tests.
     """
-    scopes = sorted({scope for scope, _ in _op_nodes(graph) if scope.endswith("match_histograms")})
-    if scopes:
-        fail(
-            ValueError,
-            "model",
-            f"hold no match_histograms / HistogramMatching op for {target}: its float64 tables are not "
-            "reproduced bit-exactly there",
-            ", ".join(scopes),
-            hint="match in the input pipeline (tf_histeq.data.map_fn) and export the rest of the model.",
-        )
+    for op, why in _FLOAT64_OPS.items():
+        scopes = sorted({scope for scope, _ in _op_nodes(graph) if scope.endswith(op)})
+        if scopes:
+            fail(
+                ValueError,
+                "model",
+                "hold no " + why.format(target=target),
+                ", ".join(scopes),
+                hint="run it in the input pipeline (tf_histeq.data.map_fn) and export the rest of the model.",
+            )
 
 
 def _check_tflite_dtypes(saved_model_dir) -> None:
@@ -183,7 +195,7 @@ def _check_tflite_dtypes(saved_model_dir) -> None:
     proto = _compat.read_saved_model(saved_model_dir)
     offenders = set()
     for meta_graph in proto.meta_graphs:
-        _refuse_matching(meta_graph.graph_def, "TensorFlow Lite")
+        _refuse_float64_ops(meta_graph.graph_def, "TensorFlow Lite")
         for scope, node in _op_nodes(meta_graph.graph_def):
             for value in node.attr.values():
                 for dtype in [value.type, *value.list.type]:

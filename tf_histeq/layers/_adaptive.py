@@ -123,7 +123,7 @@ class AdaptiveEqualization(_Adaptive):
 
 
 @keras.saving.register_keras_serializable(package="tf_histeq")
-class AdaptiveEqualization3D(_Adaptive):
+class AdaptiveEqualization3D(AdaptiveEqualization):
     """scikit-image's adaptive histogram equalization of volumes, as a Keras layer (like `Conv3D`: 5-D input).
 
     Thin wrapper around `tf_histeq.equalize_adapthist` with `spatial_dims=3`:
@@ -165,20 +165,5 @@ class AdaptiveEqualization3D(_Adaptive):
         TensorShape([1, 4, 4, 4, 1])
     """
 
-    _SPATIAL_DIMS = 3
+    _SPATIAL_DIMS = 3  # AdaptiveEqualization's __init__ passes it on
     _LAYOUT = "5-D (N, D, H, W, C)"
-
-    def __init__(
-        self,
-        *,
-        kernel_size=_options.KERNEL_SIZE,
-        clip_limit=_options.ADAPTHIST_CLIP_LIMIT,
-        nbins=_options.NBINS,
-        channels=_options.CHANNEL_MODE,
-        alpha=_options.ALPHA,
-        jit_compile=_xla.JIT_COMPILE,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        options = _options.arguments(self._OP, locals())
-        self._configure(jit_compile=jit_compile, spatial_dims=self._SPATIAL_DIMS, **options)
