@@ -50,6 +50,22 @@ def test_keras_outermost_call_names_the_model_around_a_layer():
     assert seen == [model, probe]
 
 
+def test_tf_keras_in_call_tells_a_layer_inside_a_model_from_a_direct_call():
+    tf_keras = pytest.importorskip("tf_keras")
+    seen = []
+
+    class Probe(tf_keras.layers.Layer):
+        def call(self, x):
+            seen.append(_compat.tf_keras_in_call())
+            return x
+
+    probe = Probe()
+    model = tf_keras.Sequential([probe])
+    assert _compat.tf_keras_in_call() is False, "tf_keras's call context (call_context().in_call) is gone"
+    model(np.zeros((1, 2), np.float32))
+    assert seen == [True]
+
+
 def test_read_saved_model_reads_the_graphs(tmp_path):
     module = tf.Module()
     module.f = tf.function(lambda x: x + 1, input_signature=[tf.TensorSpec([], tf.float32)])

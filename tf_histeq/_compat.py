@@ -145,3 +145,18 @@ def prevent_gradient(x, message: str):
     if not tf.executing_eagerly() and hasattr(y.op, "_gradient_function"):
         y.op._gradient_function = refuse
     return y
+
+
+def tf_keras_in_call():
+    """Whether a tf_keras (Keras 2) layer's or model's call is in progress, or `UNKNOWN`.
+
+    tf_keras keeps it in its thread-local call context (`in_call`, through
+    which an outer model passes `training` to its layers); there is no
+    public accessor. Read without side effects.
+    """
+    try:
+        from tf_keras.src.engine import base_layer_utils
+    except ImportError:  # pragma: no cover - another tf_keras layout
+        return UNKNOWN
+    in_call = getattr(base_layer_utils.call_context(), "in_call", UNKNOWN)
+    return UNKNOWN if in_call is UNKNOWN else bool(in_call)

@@ -273,9 +273,11 @@ def _cast(outputs: tf.Tensor, dtype: str | None) -> tf.Tensor:
 
 
 # The `tf.function`s in which Keras 3's TensorFlow trainer traces the steps of
-# `fit`, `evaluate` and `predict` (and their `*_on_batch`), nested as it runs them.
+# `fit`, `evaluate` and `predict` (and their `*_on_batch`), nested as it runs them,
+# and those of tf_keras (Keras 2), for the layers of `tf_histeq.keras2`.
 _KERAS_STEP_FUNCTIONS = frozenset(
     {"one_step_on_data", "one_step_on_data_distributed", "multi_step_on_data", "multi_step_on_iterator"}
+    | {"train_function", "test_function", "predict_function"}
 )
 
 

@@ -1,4 +1,12 @@
-"""Keras 3 layers: `HistogramEqualization`, `CLAHE` and `HistogramMatching`.
+"""The layers: `HistogramEqualization`, `CLAHE`, `HistogramMatching` and the random augmentations.
+
+They are the layers of the Keras that `tf.keras` is: Keras 3 (`tf_histeq.keras3`),
+or tf_keras (Keras 2, `tf_histeq.keras2`) when `TF_USE_LEGACY_KERAS=1` is set
+before TensorFlow is imported. Both are built from the same code, with the same
+names, arguments and pixels; a layer of one Keras in a model of the other
+raises a `TypeError` that names both and what to import. What follows holds for
+both, with Keras 3's names (`model.export` is Keras 3's; tf_keras's
+`model.save` writes the SavedModel for TF Serving).
 
 Each layer stores its configuration, validates it in `__init__` with the same
 validators (and messages) as the function it wraps, and delegates to the
@@ -91,8 +99,15 @@ passed. The layer consumes the mask: its output carries none.
 
 from __future__ import annotations
 
-from tf_histeq.layers._equalization import CLAHE, HistogramEqualization
-from tf_histeq.layers._matching import HistogramMatching
-from tf_histeq.layers._random import RandomCLAHE, RandomEqualization
+from tf_histeq.layers import _kerases
 
-__all__ = ["CLAHE", "HistogramEqualization", "HistogramMatching", "RandomCLAHE", "RandomEqualization"]
+# The layers of the Keras that `tf.keras` is: Keras 3's (`tf_histeq.keras3`), or tf_keras's
+# (`tf_histeq.keras2`) under TF_USE_LEGACY_KERAS=1. Every name of `_kerases.LAYERS`.
+if _kerases.tf_keras_is_keras2():
+    from tf_histeq.layers._keras2 import twins as _twins
+
+    globals().update(_twins())
+else:
+    globals().update(_kerases.keras3_layers())
+
+__all__ = list(_kerases.LAYERS)

@@ -1,4 +1,13 @@
-"""The shared base of the tf_histeq layers: options, backends, dtype policy, masks, config."""
+"""The shared logic of the tf_histeq layers, and its thin Keras 3 base.
+
+`EqualizerLogic` holds what every layer does whatever its Keras: options,
+XLA, dtype policy, masks, config. It calls Keras only through a few hooks
+(`_seed_generator`, `_is_seed_generator`, `_outermost_call`,
+`_add_exact_weight`, `_backend`), which each thin base defines: `Equalizer`
+here for Keras 3, and `tf_histeq.layers._keras2.Equalizer` for tf_keras
+(Keras 2), whose layers are built from the Keras 3 classes by
+`tf_histeq.layers._keras2.twin`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _convert, _options, _xla, ops
+from tf_histeq import _compat, _convert, _options, _xla, ops
 from tf_histeq._options import fail
+from tf_histeq.layers import _kerases
 
 # `_configure`'s `jit_compile` for layers without that option.
 _NO_OPTION = object()
@@ -16,17 +26,21 @@ _NO_OPTION = object()
 _EXACT_INTEGERS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: 2**24, tf.float64: 2**53}
 
 
-class Equalizer(keras.layers.Layer):
-    """Shared plumbing: options, XLA, backend handling, dtype policy, mask, config.
+class EqualizerLogic:
+    """Shared plumbing, for either Keras: options, XLA, dtype policy, mask, config.
 
     Subclasses name the wrapped function in `_OP` and spell out its keyword
     arguments (and defaults) in their `__init__`, which passes them to
     `_configure`. Those that pass `jit_compile` too get the XLA policy of
     `tf_histeq._xla` in `call` and the option in their config; the others run
-    `_apply` as it is.
+    `_apply` as it is. The layer classes derive from a thin base (`Equalizer`)
+    and reach Keras only through its hooks, never through the `keras` module:
+    so the same class bodies make the tf_keras layers (see `tf_histeq.layers._keras2`).
     """
 
     _OP: str
+    # Which Keras the thin base belongs to, as the cross-Keras error messages name it.
+    KERAS: str
     _runner: _xla.JitRunner | None = None
 
     def _configure(self, *, jit_compile=_NO_OPTION, **options) -> None:
@@ -42,31 +56,6 @@ class Equalizer(keras.layers.Layer):
         compute_dtype = tf.as_dtype(self.compute_dtype)
         if compute_dtype.is_floating and compute_dtype in _convert.FLOAT_DTYPES:
             _convert.level_spec(compute_dtype, self.value_range, self.bins)
-
-    # No tensor-dependent Python control flow here: AutoGraph (which tf.data
-    # applies to mapped callables) would only slow down tracing.
-    @tf.autograph.experimental.do_not_convert
-    def __call__(self, images, *args, **kwargs):
-        if keras.backend.backend() == "tensorflow":
-            return super().__call__(images, *args, **kwargs)
-        return self._call_outside_tensorflow_backend(images, *args, **kwargs)
-
-    def _call_outside_tensorflow_backend(self, images, mask=None, **_):
-        """Run on TensorFlow tensors (e.g. in `tf.data`) when Keras uses another backend."""
-        if not (tf.is_tensor(images) or isinstance(images, np.ndarray)) or isinstance(images, keras.KerasTensor):
-            fail(
-                TypeError,
-                "images",
-                f"be a TensorFlow tensor or NumPy array when the Keras backend is {keras.backend.backend()!r} "
-                "(tf_histeq layers run TensorFlow ops)",
-                type(images).__name__,
-                hint="use the layer in tf.data (`dataset.map(layer)`), or set KERAS_BACKEND=tensorflow "
-                "to use it inside a model.",
-            )
-        images = tf.convert_to_tensor(images)
-        if self.autocast and images.dtype.is_floating:
-            images = tf.cast(images, self.compute_dtype)
-        return self.call(images, mask=mask)
 
     def call(self, images, mask=None, training=None):
         # The output does not depend on `training`. Only the steps of Keras's fit,
@@ -108,19 +97,6 @@ class Equalizer(keras.layers.Layer):
                 "which keeps the rest of the model in mixed precision.",
             )
 
-    def compute_output_spec(self, images, mask=None, training=None):
-        """Check the symbolic inputs by tracing the op, and return the output spec.
-
-        Tracing (not running) the function runs its static checks (dtype, rank,
-        channels, mask shape) when a Functional model is built, with the
-        function's own message.
-        """
-        self._check_exact_output(images.dtype)
-        image_spec = tf.TensorSpec(images.shape, images.dtype)
-        mask_spec = None if mask is None else tf.TensorSpec(mask.shape, mask.dtype)
-        tf.function(self._apply, autograph=False).get_concrete_function(image_spec, mask_spec)
-        return keras.KerasTensor(images.shape, dtype=self.compute_dtype)
-
     def compute_output_shape(self, input_shape, mask_shape=None):
         """Return the input shape: equalization keeps the shape."""
         return tuple(input_shape)
@@ -139,3 +115,70 @@ class Equalizer(keras.layers.Layer):
         if hasattr(self, "jit_compile"):  # the layers that take the option
             config["jit_compile"] = self.jit_compile
         return config
+
+
+class Equalizer(EqualizerLogic, keras.layers.Layer):
+    """The thin Keras 3 base: backends, symbolic tensors, weights, seeds, the call context."""
+
+    KERAS = "Keras 3"
+
+    # No tensor-dependent Python control flow here: AutoGraph (which tf.data
+    # applies to mapped callables) would only slow down tracing.
+    @tf.autograph.experimental.do_not_convert
+    def __call__(self, images, *args, **kwargs):
+        _kerases.refuse_other_keras(self, images, *args, *kwargs.values())
+        if keras.backend.backend() == "tensorflow":
+            return super().__call__(images, *args, **kwargs)
+        return self._call_outside_tensorflow_backend(images, *args, **kwargs)
+
+    def _call_outside_tensorflow_backend(self, images, mask=None, **_):
+        """Run on TensorFlow tensors (e.g. in `tf.data`) when Keras uses another backend."""
+        if not (tf.is_tensor(images) or isinstance(images, np.ndarray)) or isinstance(images, keras.KerasTensor):
+            fail(
+                TypeError,
+                "images",
+                f"be a TensorFlow tensor or NumPy array when the Keras backend is {keras.backend.backend()!r} "
+                "(tf_histeq layers run TensorFlow ops)",
+                type(images).__name__,
+                hint="use the layer in tf.data (`dataset.map(layer)`), or set KERAS_BACKEND=tensorflow "
+                "to use it inside a model.",
+            )
+        images = tf.convert_to_tensor(images)
+        if self.autocast and images.dtype.is_floating:
+            images = tf.cast(images, self.compute_dtype)
+        return self.call(images, mask=mask)
+
+    def compute_output_spec(self, images, mask=None, training=None):
+        """Check the symbolic inputs by tracing the op, and return the output spec.
+
+        Tracing (not running) the function runs its static checks (dtype, rank,
+        channels, mask shape) when a Functional model is built, with the
+        function's own message.
+        """
+        self._check_exact_output(images.dtype)
+        image_spec = tf.TensorSpec(images.shape, images.dtype)
+        mask_spec = None if mask is None else tf.TensorSpec(mask.shape, mask.dtype)
+        tf.function(self._apply, autograph=False).get_concrete_function(image_spec, mask_spec)
+        return keras.KerasTensor(images.shape, dtype=self.compute_dtype)
+
+    def __str__(self):
+        # Keras's message for a layer added to a model of the other Keras quotes it.
+        return _kerases.describe(self, super().__str__())
+
+    def _backend(self) -> str:
+        return keras.backend.backend()
+
+    def _seed_generator(self, seed):
+        return keras.random.SeedGenerator(seed)
+
+    def _is_seed_generator(self, value) -> bool:
+        return isinstance(value, keras.random.SeedGenerator)
+
+    def _outermost_call(self):
+        return _compat.keras_outermost_call()
+
+    def _add_exact_weight(self, name, shape, dtype):
+        # Never autocast: the layer's counts stay exact in its own dtype.
+        return self.add_weight(
+            shape=tuple(shape), initializer="zeros", dtype=dtype, trainable=False, autocast=False, name=name
+        )

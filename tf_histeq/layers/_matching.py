@@ -191,14 +191,7 @@ class HistogramMatching(Equalizer):
 
     def _create_reference(self, shape, value_range) -> None:
         # float64, never autocast: pooled counts stay exact integers up to 2**53.
-        self.reference_counts = self.add_weight(
-            shape=tuple(shape),
-            initializer="zeros",
-            dtype="float64",
-            trainable=False,
-            autocast=False,
-            name="reference_counts",
-        )
+        self.reference_counts = self._add_exact_weight("reference_counts", shape, "float64")
         self._set_reference_range(value_range)
 
     def _set_reference_range(self, value_range) -> None:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tf_histeq import _augment, _compat, _convert, _options, _xla
+from tf_histeq import _augment, _convert, _options, _xla
 from tf_histeq._options import fail
 from tf_histeq.layers._base import Equalizer
 
@@ -58,7 +58,7 @@ class _RandomEqualizer(Equalizer):
         self.factor = _options.check_probability(factor)
         self.seed = _options.check_seed(seed)
         self.jit_compile = _xla.check_jit_compile(jit_compile)
-        self.generator = keras.random.SeedGenerator(self.seed)
+        self.generator = self._seed_generator(self.seed)
 
     def _make_runner(self) -> None:
         """The runner of the transformation (`tf_histeq._xla`), once the op's options are final."""
@@ -70,7 +70,7 @@ class _RandomEqualizer(Equalizer):
             TypeError,
             "keras.backend.backend()",
             f"be 'tensorflow' for {type(self).__name__} (its seed generator is a Keras variable of the backend)",
-            keras.backend.backend(),
+            self._backend(),
             hint="in tf.data with another backend, use tf_histeq.data.random_map_fn, which needs no Keras.",
         )
 
@@ -93,7 +93,7 @@ class _RandomEqualizer(Equalizer):
         """
         if training is not None:
             return bool(training)
-        outermost = _compat.keras_outermost_call()
+        outermost = self._outermost_call()
         # None: `call` itself was called, not through Keras. Unknown (another Keras): pass
         # through, since a model must never augment unasked.
         return outermost is None or outermost is self
@@ -127,7 +127,7 @@ class _RandomEqualizer(Equalizer):
             return transformation
         if seed is None:
             seed = self.generator
-        if isinstance(seed, keras.random.SeedGenerator):
+        if self._is_seed_generator(seed):
             seed = seed.next()  # its state, then advanced
         elif not tf.is_tensor(seed):
             seed = tf.constant([_options.check_seed(seed, optional=False), 0], tf.int64)
