@@ -20,7 +20,10 @@ and grid. The ops clip, compare, select and gather integers in int32, which
 both runtimes have kernels for (TensorFlow Lite has no builtin uint8/uint16
 minimum, comparison or select, nor a uint16 gather; ONNX Runtime no uint16
 `Min`). Image size and batch may be dynamic (`None`) in both. `match_histograms`
-is refused: its tables are float64. The random augmentation layers pass images
+is refused: its tables are float64. So are, for TensorFlow Lite only, the
+layers `NyulStandardization` and `PercentileScaling` (and their 3-D twins):
+their percentiles and landmarks are float64; ONNX Runtime runs them with 0
+differing values, and `CTWindows` converts to both. The random augmentation layers pass images
 through in a model called without `training`, so an exported model holds them
 as identities.
 
@@ -46,7 +49,9 @@ from tf_histeq import _compat, _options
 from tf_histeq._options import fail
 
 # The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
-_OP_SCOPES = _options.OP_NAMES
+# The standardization layers' ops, whose percentiles and landmarks are float64 (see `_refuse_float64_ops`).
+_FLOAT64_SCOPES = ("nyul_standardize", "scale_intensity_percentiles")
+_OP_SCOPES = (*_options.OP_NAMES, *_FLOAT64_SCOPES)
 # Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
 _TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
 
@@ -178,12 +183,33 @@ def _refuse_matching(graph, target: str) -> None:
         )
 
 
+def _refuse_float64_ops(graph) -> None:
+    """Raise if the graph holds Nyúl standardization or percentile scaling: their percentiles are float64.
+
+    Exact percentiles of 16-bit and float images, and the landmarks, need
+    float64, which TensorFlow Lite has no builtin kernels for (ONNX Runtime
+    runs them exactly).
+    """
+    scopes = sorted({scope for scope, _ in _op_nodes(graph) if scope.split("/")[-1] in _FLOAT64_SCOPES})
+    if scopes:
+        fail(
+            ValueError,
+            "model",
+            "hold no NyulStandardization / PercentileScaling op for TensorFlow Lite: their percentiles and "
+            "landmarks are float64, which TensorFlow Lite has no builtin kernels for",
+            ", ".join(scopes),
+            hint="standardize in the input pipeline (tf_histeq.data) or export to ONNX (tf_histeq.deploy.to_onnx), "
+            "which runs them exactly; CTWindows converts to TensorFlow Lite.",
+        )
+
+
 def _check_tflite_dtypes(saved_model_dir) -> None:
     """Raise if a tf_histeq op cannot run in TensorFlow Lite: matching, or a dtype it has no kernels for."""
     proto = _compat.read_saved_model(saved_model_dir)
     offenders = set()
     for meta_graph in proto.meta_graphs:
         _refuse_matching(meta_graph.graph_def, "TensorFlow Lite")
+        _refuse_float64_ops(meta_graph.graph_def)
         for scope, node in _op_nodes(meta_graph.graph_def):
             for value in node.attr.values():
                 for dtype in [value.type, *value.list.type]:

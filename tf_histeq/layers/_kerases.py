@@ -20,6 +20,12 @@ LAYERS = {
     "HistogramMatching": "tf_histeq.layers._matching",
     "RandomCLAHE": "tf_histeq.layers._random",
     "RandomEqualization": "tf_histeq.layers._random",
+    "NyulStandardization": "tf_histeq.layers._standardize",
+    "NyulStandardization3D": "tf_histeq.layers._standardize",
+    "PercentileScaling": "tf_histeq.layers._standardize",
+    "PercentileScaling3D": "tf_histeq.layers._standardize",
+    "CTWindows": "tf_histeq.layers._standardize",
+    "CTWindows3D": "tf_histeq.layers._standardize",
 }
 
 # The module each Keras's layers are imported from, by the Keras names of `KERAS` attributes.
