@@ -269,10 +269,10 @@ def standardize_fn(
     Example:
         >>> import numpy as np, tensorflow as tf
         >>> from tf_histeq.data import standardize_fn
-        >>> ct = np.array([[[-1000], [40], [2000]]], np.int16)
+        >>> ct = np.array([[[-1350], [-600], [150]]], np.int16)  # lung window: level -600, width 1500
         >>> ds = tf.data.Dataset.from_tensors(ct).map(standardize_fn("window", windows=["lung", "brain"]))
         >>> next(iter(ds)).numpy()[0].tolist()
-        [[0.0, 0.0], [1.0, 0.5], [1.0, 1.0]]
+        [[0.0, 0.0], [0.5, 0.0], [1.0, 1.0]]
     """
     runner, tensors = _standardize_ways.configure(op, kwargs, spatial_dims, jit_compile)
     if image_key is not None and not isinstance(image_key, str):

@@ -51,7 +51,7 @@ from tf_histeq._options import fail
 # The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
 # The standardization layers' ops, whose percentiles and landmarks are float64 (see `_refuse_float64_ops`).
 _FLOAT64_SCOPES = ("nyul_standardize", "scale_intensity_percentiles")
-_OP_SCOPES = (*_options.OP_NAMES, *_FLOAT64_SCOPES)
+_OP_SCOPES = _options.OP_NAMES
 # Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
 _TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
 
@@ -160,7 +160,7 @@ def _op_nodes(graph):
     """`(scope, node)` for every node of a `GraphDef` (its functions included) inside a tf_histeq op."""
     for node in list(graph.node) + [n for function in graph.library.function for n in function.node_def]:
         parts = node.name.split("/")
-        scope = next((i for i, part in enumerate(parts[:-1]) if part in _OP_SCOPES), None)
+        scope = next((i for i, part in enumerate(parts[:-1]) if part in _OP_SCOPES or part in _FLOAT64_SCOPES), None)
         if scope is not None:
             yield "/".join(parts[: scope + 1]), node
 

@@ -189,7 +189,7 @@ class NyulStandardization(_Standardizer):
         >>> from tf_histeq.layers import NyulStandardization
         >>> layer = NyulStandardization()
         >>> layer.adapt(np.arange(2 * 10 * 10, dtype=np.uint8).reshape(2, 10, 10, 1))
-        >>> layer.standard_landmarks.shape
+        >>> tuple(layer.standard_landmarks.shape)
         (1, 13)
     """
 
