@@ -23,11 +23,13 @@ def test_rows_equal_their_reference(kind, dtype):
     import tensorflow as tf
 
     ctx = {"numpy": x, "tensor": tf.constant(x), "op_kwargs": w.op_kwargs}
-    peer, ours = rows.impls_for(w)
-    assert peer.ref == "cv2" and ours.group == "ours"
-    expected, got = peer.build(w, ctx)(), ours.build(w, ctx)()
-    assert got.dtype == expected.dtype == np.float32
-    assert run.compare_outputs(got, expected) == (0, x.size)
+    peer, *ours = rows.impls_for(w)
+    assert peer.ref == "cv2" and [impl.group for impl in ours] == ["ours", "ours"]
+    expected = peer.build(w, ctx)()
+    for impl in ours:
+        got = impl.build(w, ctx)()
+        assert got.dtype == expected.dtype == np.float32
+        assert run.compare_outputs(got, expected) == (0, x.size), impl.label
 
 
 def test_full_run_lists_the_volumes():

@@ -135,7 +135,8 @@ NYUL_IMPLS = (
         ref="cv2",
         note="apply, landmarks given: the reference of this workload (float32, compared value for value)",
     ),
-    Impl("nyul_standardize XLA", "ours", standardize.nyul_xla),
+    Impl("nyul_standardize XLA", "ours", standardize.nyul),
+    Impl("nyul_standardize tf.function", "ours", functools.partial(standardize.nyul, jit_compile=False)),
 )
 PERCENTILE_IMPLS = (
     Impl(
@@ -145,7 +146,12 @@ PERCENTILE_IMPLS = (
         ref="cv2",
         note="1-99 to 0-1: the reference of this workload (float32, compared value for value)",
     ),
-    Impl("scale_intensity_percentiles XLA", "ours", standardize.percentiles_xla),
+    Impl("scale_intensity_percentiles XLA", "ours", standardize.percentiles),
+    Impl(
+        "scale_intensity_percentiles tf.function",
+        "ours",
+        functools.partial(standardize.percentiles, jit_compile=False),
+    ),
 )
 CLI_IMPLS = (
     Impl("cv2 loop script", "peer", peers.cv2_script, ref="cv2", note="imread, apply, imwrite per file"),

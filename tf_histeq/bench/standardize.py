@@ -2,10 +2,11 @@
 
 `nyul` workloads: TorchIO's `HistogramStandardization` apply (the reference
 row: our output must equal its float32 output value for value) and
-`tf_histeq.nyul_standardize` XLA-compiled, with the landmarks `nyul_fit`
+`tf_histeq.nyul_standardize` (XLA-compiled, and not: float volumes need a sort,
+which XLA's CPU sort runs several times slower than TensorFlow's), with the landmarks `nyul_fit`
 learns on the workload itself. `percentiles` workloads: MONAI's
 `ScaleIntensityRangePercentiles(lower=1, upper=99, b_min=0, b_max=1)` (the
-reference) and `tf_histeq.scale_intensity_percentiles` XLA-compiled. TorchIO
+reference) and `tf_histeq.scale_intensity_percentiles`, the same two ways. TorchIO
 and MONAI are optional: without them their rows are skipped with a message.
 Both peers get the volume as a float32 torch tensor `(1, D, H, W)` (as their
 image readers give it), converted before the clock starts; TorchIO and MONAI
@@ -52,11 +53,11 @@ def torchio_apply(w: Workload, ctx: dict):
     return run
 
 
-def nyul_xla(w: Workload, ctx: dict):
-    """`tf_histeq.nyul_standardize` in a `tf.function(jit_compile=True)`, the landmarks a constant."""
+def nyul(w: Workload, ctx: dict, *, jit_compile: bool = True):
+    """`tf_histeq.nyul_standardize` in a `tf.function` (XLA-compiled or not), the landmarks a constant."""
     landmarks = _landmarks(ctx)
     fn = tf.function(
-        lambda x: standardize.nyul_standardize(x, landmarks, spatial_dims=3), jit_compile=True, autograph=False
+        lambda x: standardize.nyul_standardize(x, landmarks, spatial_dims=3), jit_compile=jit_compile, autograph=False
     )
     x = ctx["tensor"]
     return lambda: fn(x).numpy()
@@ -74,11 +75,11 @@ def monai_percentiles(w: Workload, ctx: dict):
     return run
 
 
-def percentiles_xla(w: Workload, ctx: dict):
-    """`tf_histeq.scale_intensity_percentiles` in a `tf.function(jit_compile=True)`."""
+def percentiles(w: Workload, ctx: dict, *, jit_compile: bool = True):
+    """`tf_histeq.scale_intensity_percentiles` in a `tf.function` (XLA-compiled or not)."""
     fn = tf.function(
         lambda x: standardize.scale_intensity_percentiles(x, **PERCENTILES, spatial_dims=3),
-        jit_compile=True,
+        jit_compile=jit_compile,
         autograph=False,
     )
     x = ctx["tensor"]
