@@ -8,6 +8,7 @@ is mapped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ def _range(images, mask=None, **options):
 
 
 # The op names `standardize_fn` and `numpy_api.standardize` take, and their kernels.
-OPS = {
+OPS: dict[str, Callable[..., Any]] = {
     "nyul_standardize": _nyul,
     "scale_intensity_percentiles": _percentiles,
     "window": _window,

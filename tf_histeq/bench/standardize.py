@@ -15,6 +15,8 @@ run on the threads PyTorch chooses.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import tensorflow as tf
 
@@ -23,7 +25,7 @@ from tf_histeq.bench.peers import optional_module
 from tf_histeq.bench.workloads import Workload
 
 # MONAI's ScaleIntensityRangePercentiles arguments of the `percentiles` rows.
-PERCENTILES = {"lower": 1.0, "upper": 99.0, "b_min": 0.0, "b_max": 1.0}
+PERCENTILES: dict[str, Any] = {"lower": 1.0, "upper": 99.0, "b_min": 0.0, "b_max": 1.0}
 
 
 def _landmarks(ctx: dict) -> np.ndarray:

@@ -186,7 +186,7 @@ def _fit(args) -> int:
     return 0
 
 
-def _output_name(relative: str, kind: str) -> str:
+def _output_name(relative: str, kind: str | None) -> str:
     return relative if kind == "volume" else os.path.splitext(relative)[0] + ".npy"
 
 

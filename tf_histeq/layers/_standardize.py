@@ -30,6 +30,7 @@ use histograms and compile).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np
@@ -70,7 +71,7 @@ class _Standardizer(Equalizer):
     """Shared plumbing: options as config, the XLA runner, the output spec, the volumes check."""
 
     _SPATIAL_DIMS = 2
-    _KERNEL = None
+    _KERNEL: Any = None  # a staticmethod of the kernel
     # Whether the op sorts float inputs (their exact percentiles), which XLA does not speed up.
     _SORTS = True
 
