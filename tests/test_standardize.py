@@ -118,6 +118,20 @@ def test_xla_equals_eager_every_dtype():
     _check_xla(DTYPES)
 
 
+def test_float32_selection_with_ties_signed_zeros_and_infinities():
+    rng = np.random.default_rng(5)
+    x = two_scanners("float32")[:, 2:4].reshape(2, 32, 16, 1).repeat(2, axis=-1) - 0.5
+    x[0, :4] = 0.0
+    x[0, 4:6] = -0.0
+    x[1, ..., 1] = np.round(x[1, ..., 1] * 4)  # many ties
+    x[1, 0, 0, 0], x[1, 0, 1, 0] = np.inf, -np.inf
+    mask = rng.random((2, 32, 16)) < 0.6
+    ours = tf_histeq.percentiles(x, Q, mask=mask).numpy()
+    with np.errstate(invalid="ignore"):  # NumPy's inf - inf
+        expected = np.stack([[np.percentile(x[n, ..., c][mask[n]], Q) for c in range(2)] for n in range(2)])
+    assert np.count_nonzero((ours != expected) & ~(np.isnan(ours) & np.isnan(expected))) == 0
+
+
 def test_nan_and_empty_planes_give_nan():
     volume = two_scanners("float32")[0, ..., 0].copy()
     volume[0, 0, 0] = np.nan
@@ -182,6 +196,28 @@ def test_nyul_maps_each_scanner_onto_the_standard_landmarks():
         own = tf_histeq.nyul_landmarks(out, spatial_dims=3).numpy()[:, 0]
         keep = [0, 1, 2, 4, 5, 6, 7, 8, 10, 11, 12]
         assert np.abs(own[:, keep] - landmarks[0, keep]).max() < 1e-3
+
+
+def test_nyul_fit_streams_a_dataset_of_batches_with_masks():
+    volumes = np.concatenate([two_scanners("int16"), two_scanners("int16")[:, ::-1]])  # (4, 8, 16, 16, 1)
+    masks = np.concatenate([body_mask(volumes[:2]), body_mask(volumes[2:])])
+    dataset = tf.data.Dataset.from_tensor_slices((volumes, masks)).batch(3)  # batches of 3 and 1
+    streamed = tf_histeq.nyul_fit(dataset, spatial_dims=3)
+    one_list = tf_histeq.nyul_fit([(v, m) for v, m in zip(volumes, masks, strict=True)], spatial_dims=3)
+    assert np.abs(streamed - one_list).max() <= 1e-12
+    own = tf_histeq.nyul_landmarks(volumes, mask=masks[..., None], spatial_dims=3).numpy()[:, 0]
+    slopes = 100 / (own[:, -1] - own[:, 0])
+    expected = (slopes[:, None] * own).mean(0) + (-slopes * own[:, 0]).mean()
+    assert np.abs(streamed[0] - expected).max() <= 1e-12
+
+
+def test_nyul_landmarks_from_a_variable_in_a_traced_function():
+    volumes = two_scanners("uint8")
+    landmarks = tf_histeq.nyul_fit([volumes], spatial_dims=3)
+    weight = tf.Variable(landmarks, trainable=False)
+    compiled = tf.function(lambda x: tf_histeq.nyul_standardize(x, weight, spatial_dims=3))
+    expected = tf_histeq.nyul_standardize(volumes, landmarks, spatial_dims=3).numpy()
+    assert np.count_nonzero(compiled(volumes).numpy() != expected) == 0
 
 
 def test_nyul_constant_image_maps_to_the_90th_percentile_landmark():

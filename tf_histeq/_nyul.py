@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _quantiles
+from tf_histeq import _histogram, _quantiles
 from tf_histeq._options import fail
 
 # TorchIO's apply treats image landmarks closer than this as equal (slope 0).
@@ -104,9 +104,10 @@ def apply(x: tf.Tensor, mask: tf.Tensor | None, landmarks: tf.Tensor, cutoff: tu
         cutoff: The checked cutoff.
     """
     # TorchIO reads the image as float32. Integers are exact in float32 and their
-    # neighbour differences too, so their landmarks come from the histograms.
-    stats = x if x.dtype in _quantiles.INTEGER_LEVELS else tf.cast(x, tf.float32)
-    values = tf.cast(tf.cast(x, tf.float32), tf.float64)
+    # neighbour differences too, so their landmarks come from the histograms, and
+    # their output from a table of every level, looked up once per voxel.
+    integer = x.dtype in _quantiles.INTEGER_LEVELS
+    stats = x if integer else tf.cast(x, tf.float32)
     own = _quantiles.order_statistics(stats, mask, fractions(cutoff))  # (N, C, 13)
     use = list(APPLY_LANDMARKS)
     image = tf.gather(own, use, axis=-1)  # (N, C, 11)
@@ -115,11 +116,25 @@ def apply(x: tf.Tensor, mask: tf.Tensor | None, landmarks: tf.Tensor, cutoff: tu
     d_image = image[..., 1:] - image[..., :-1]
     d_image = tf.where(d_image < NYUL_EPSILON, tf.constant(np.inf, tf.float64), d_image)
     slope = d_standard / d_image  # (N, C, 10)
-    zero = _quantiles.runtime_zero(values)
+    zero = _quantiles.runtime_zero(image)
     intercept = standard[..., :-1] - _quantiles.rounded(slope * image[..., :-1], zero)
+    if not integer:
+        return _segments(tf.cast(tf.cast(x, tf.float32), tf.float64), image, slope, intercept, zero)
+    levels, offset = _quantiles.INTEGER_LEVELS[x.dtype]
+    every_level = tf.cast(tf.range(levels) + offset, tf.float64)[None, :, None]  # (1, L, 1)
+    n_images, channels = tf.shape(x)[0], x.shape[-1]
+    table = _segments(every_level, image, slope, intercept, zero)  # (N, L, C)
+    table = tf.reshape(tf.transpose(table, [0, 2, 1]), [n_images * channels, levels])
+    index = _quantiles.plane_rows(tf.cast(x, tf.int32) - offset, joint=False)  # (N * C, V)
+    out = _histogram.gather_rows(_histogram.materialize(table), index)
+    return tf.transpose(tf.reshape(out, [n_images, channels, -1]), [0, 2, 1])
+
+
+def _segments(values, image, slope, intercept, zero) -> tf.Tensor:
+    """float32 `slope * x + intercept` of the segment of each value: `(N or 1, V, C)` float64 values."""
     slope, intercept = slope[:, None], intercept[:, None]  # (N, 1, C, 10)
     s, c = slope[..., 0], intercept[..., 0]
-    for j in range(1, len(use) - 1):  # digitize: the last inner landmark <= x picks the segment
+    for j in range(1, len(APPLY_LANDMARKS) - 1):  # digitize: the last inner landmark <= x picks the segment
         above = values >= image[:, None, :, j]
         s = tf.where(above, slope[..., j], s)
         c = tf.where(above, intercept[..., j], c)

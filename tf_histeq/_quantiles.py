@@ -24,12 +24,17 @@ for bit (tests/test_standardize.py).
   XLA kernel). `d` is exact in float64; NumPy subtracts in the input dtype,
   which wraps for int16 neighbours more than 32767 apart (NumPy's result is
   then wrong, this one is not).
-- Float images are sorted (`tf.sort`, which XLA compiles) with uncounted
-  voxels (outside the mask) moved to the end as `+inf`. Linear interpolation
-  needs the exact two neighbouring order statistics of every `q`; TensorFlow
-  has no selection (nth-element) op, `tf.math.top_k` is a partial sort that
-  costs as much for the middle ranks, and one sort serves every `q` at once.
-  A plane holding NaN gives NaN, as NumPy does.
+- float32 images: a radix selection (`_from_radix`), exact and without a
+  sort: the values' order-preserving 32-bit keys are counted by their high
+  16 bits, which gives the bucket of every needed rank, then the low 16 bits
+  of the elements in those buckets only give the rank within it. Two
+  scatter-adds over the voxels, like the integer path; `tf.sort` (what
+  TensorFlow has: no selection op, and `tf.math.top_k` is a partial sort that
+  costs as much for the middle ranks) took 10 s on a 128x256x256 volume here,
+  30 times NumPy's sort; the selection takes 0.3 s for two percentiles.
+- float64 images are sorted (`tf.sort`): their 64-bit keys would need four
+  passes; uncounted voxels are moved to the end as `+inf`.
+- A plane holding NaN gives NaN, as NumPy does.
 
 A plane with no counted voxel (an empty mask) gives NaN; the public functions
 refuse such a mask where its values are known when called.
@@ -209,6 +214,8 @@ def order_statistics(
     fractions = tf.constant(np.asarray(fractions, np.float64))
     if x.dtype in INTEGER_LEVELS:
         result = _from_histograms(rows, valid, fractions, *INTEGER_LEVELS[x.dtype])
+    elif x.dtype == tf.float32:
+        result = _from_radix(rows, valid, fractions)
     else:
         result = _from_sort(rows, valid, fractions)
     return tf.reshape(result, [n_images, planes, -1])
@@ -276,5 +283,78 @@ def _from_sort(rows, valid, fractions) -> tf.Tensor:
     a = tf.gather(ordered, low, batch_dims=1)
     b = tf.gather(ordered, high, batch_dims=1)
     result = _lerp(a, b, g, rows.dtype)
+    has_nan = tf.reduce_any(tf.logical_and(nan, valid) if valid is not None else nan, axis=-1)
+    return tf.where(tf.logical_or(has_nan[:, None], counts[:, None] == 0), tf.constant(np.nan, tf.float64), result)
+
+
+_HALF = 65536  # 16 bits: the digits of the float32 selection
+
+
+def _float32_keys(x: tf.Tensor) -> tf.Tensor:
+    """uint32 keys of float32 values, ordered as the values (negatives: all bits flipped; others: the sign bit)."""
+    bits = tf.bitcast(x, tf.uint32)
+    negative = tf.equal(tf.bitwise.right_shift(bits, 31), 1)
+    return tf.where(negative, tf.bitwise.invert(bits), tf.bitwise.bitwise_or(bits, tf.constant(0x80000000, tf.uint32)))
+
+
+def _float32_values(keys: tf.Tensor) -> tf.Tensor:
+    """Invert `_float32_keys`."""
+    positive = tf.equal(tf.bitwise.right_shift(keys, 31), 1)
+    bits = tf.where(positive, tf.bitwise.bitwise_and(keys, tf.constant(0x7FFFFFFF, tf.uint32)), tf.bitwise.invert(keys))
+    return tf.bitcast(bits, tf.float32)
+
+
+def _select(hist: tf.Tensor, ranks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """For `(R, B)` or `(R, K, B)` counts and `(R, K)` 0-based ranks: the bin of each rank and the rank within it."""
+    cumulative = tf.cumsum(hist, axis=-1)
+    if hist.shape.rank == 2:
+        cumulative = cumulative[:, None, :]
+    below = tf.cast(cumulative <= ranks[:, :, None], tf.int32)
+    bins = tf.reduce_sum(below, axis=-1)  # (R, K)
+    before = tf.reduce_sum(below * tf.cast(hist if hist.shape.rank == 3 else hist[:, None, :], tf.int32), axis=-1)
+    return bins, ranks - before
+
+
+def _from_radix(rows, valid, fractions) -> tf.Tensor:
+    """Exact order statistics of float32 rows by two 16-bit histogram passes (a radix selection), no sort.
+
+    Pass 1 counts the high 16 bits of the order-preserving keys and finds the
+    bucket of every needed rank; pass 2 counts the low 16 bits of the elements
+    in those buckets only (one histogram per distinct bucket, `2 K` at most),
+    and finds the rank within its bucket: two scatter-adds over the voxels, as
+    the integer path, instead of a sort (TensorFlow's sort of 8 M floats took
+    10 s here, 30 times NumPy's).
+    """
+    nan = tf.math.is_nan(rows)
+    counted = tf.logical_not(nan) if valid is None else tf.logical_and(valid, tf.logical_not(nan))
+    keys = _float32_keys(rows)
+    high = tf.cast(tf.bitwise.right_shift(keys, 16), tf.int32)
+    low_digit = tf.cast(tf.bitwise.bitwise_and(keys, tf.constant(0xFFFF, tf.uint32)), tf.int32)
+    n_rows = tf.shape(rows)[0]
+    hist = _histogram.count_rows(tf.where(counted, high, _HALF), _HALF + 1)[:, :_HALF]
+    counts = tf.reduce_sum(hist, axis=-1)
+    low, high_rank, g = _ranks(counts, fractions)
+    ranks = tf.concat([low, high_rank], axis=1)  # (R, 2K)
+    slots = ranks.shape[1]
+    bucket, within = _select(hist, ranks)
+    bucket = tf.minimum(bucket, _HALF - 1)  # rows with no counted value
+    # Slot of each selected bucket: the first rank that selected it; other buckets: `slots` (none).
+    row_offsets = tf.range(n_rows)[:, None] * _HALF
+    first = tf.math.unsorted_segment_min(
+        tf.broadcast_to(tf.range(slots)[None, :], tf.shape(ranks)), bucket + row_offsets, n_rows * _HALF
+    )
+    table = tf.minimum(first, slots)  # empty segments hold the dtype's max
+    slot = tf.gather(tf.reshape(table, [-1]), high + row_offsets)  # (R, V)
+    index = tf.where(tf.logical_and(counted, slot < slots), slot * _HALF + low_digit, slots * _HALF)
+    hist2 = _histogram.count_rows(index, slots * _HALF + 1)[:, : slots * _HALF]
+    hist2 = tf.reshape(hist2, [n_rows, slots, _HALF])
+    own = tf.gather(tf.reshape(table, [n_rows, _HALF]), bucket, batch_dims=1)  # (R, 2K): each rank's slot
+    digit, _ = _select(tf.gather(hist2, own, batch_dims=1), within)
+    keys = tf.bitwise.bitwise_or(
+        tf.bitwise.left_shift(tf.cast(bucket, tf.uint32), 16), tf.cast(tf.minimum(digit, _HALF - 1), tf.uint32)
+    )
+    values = _float32_values(keys)
+    k = fractions.shape[0]
+    result = _lerp(values[:, :k], values[:, k:], g, tf.float32)
     has_nan = tf.reduce_any(tf.logical_and(nan, valid) if valid is not None else nan, axis=-1)
     return tf.where(tf.logical_or(has_nan[:, None], counts[:, None] == 0), tf.constant(np.nan, tf.float64), result)

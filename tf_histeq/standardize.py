@@ -45,10 +45,11 @@ from tf_histeq import _nyul, _quantiles
 from tf_histeq._options import _is_real, _item, fail
 
 # Named CT windows, (level, width) in Hounsfield units. The values are the usual
-# radiology conventions as Radiopaedia's "Windowing (CT)" article lists them, except
-# `subdural`, whose range there (W 130-300, L 50-100) is narrowed to the (80, 200)
-# used by the RSNA 2019 intracranial haemorrhage challenge's solutions, and `stroke`,
-# the article's second choice (W 40, L 40; the other is W 8, L 32).
+# radiology conventions as Radiopaedia's "Windowing (CT)" article lists them, where it
+# gives ranges a value inside them: `subdural` (there W 130-300, L 50-100) is the
+# (80, 200) used by the RSNA 2019 intracranial haemorrhage challenge's solutions,
+# `head_soft_tissue` (there W 350-400, L 20-60) is (40, 380), and `stroke` is the
+# article's second choice (W 40, L 40; the other is W 8, L 32).
 WINDOWS: Mapping[str, tuple[float, float]] = {
     "brain": (40, 80),
     "subdural": (80, 200),
@@ -93,11 +94,13 @@ def percentiles(images, q, *, mask=None, spatial_dims: int = 2) -> tf.Tensor:
     """The percentiles of every image and channel, as `np.percentile(..., method="linear")` gives them.
 
     Equal bit for bit to `np.percentile(values, np.asarray(q))` of each
-    image's channel (its voxels inside `mask`): for integer images from
-    per-level histograms (a cumulative count and a search, no sort), for
-    float images from a sort (exact linear interpolation needs the two order
-    statistics around `(n - 1) * q / 100`; TensorFlow has no selection op, and
-    one sort serves every `q`). A channel holding NaN gives NaN, as NumPy.
+    image's channel (its voxels inside `mask`). Exact linear interpolation
+    needs the two order statistics around `(n - 1) * q / 100`: for integer
+    images they come from per-level histograms (a cumulative count and a
+    search, no sort), for float32 from a radix selection (two 16-bit
+    histogram passes over the values' bits, no sort: TensorFlow has no
+    selection op and its sort is 30 times slower than NumPy's), for float64
+    from one `tf.sort`. A channel holding NaN gives NaN, as NumPy.
 
     Args:
         images: See the module docstring for layouts and dtypes.
@@ -395,9 +398,9 @@ def nyul_fit(
     (p[12] - p[0])` onto `output_range = (s1, s2)`; the result is the mean of
     `slope * p` plus the mean of `s1 - slope * p[0]`. One pass, with `(C, 13)`
     sums as state, so a dataset larger than memory fits in bounded memory.
-    The landmarks of integer data are exact (histograms), of float data exact
-    per image (a sort of each batch). TorchIO pools the channels of a
-    multi-channel image; this fits each channel.
+    The landmarks are exact per image (`percentiles`), whatever the batching;
+    the sums' rounding differs from TorchIO's by about 1e-16 of the range.
+    TorchIO pools the channels of a multi-channel image; this fits each channel.
 
     Args:
         images_iterable: An iterable (list, generator, `tf.data.Dataset`) of
@@ -436,11 +439,16 @@ def nyul_fit(
 
 
 def check_landmarks(value: Any, *, name: str = "landmarks") -> Any:
-    """Check concrete landmarks (13 or `(C, 13)` finite, non-decreasing, first < last); a symbolic tensor passes."""
-    if isinstance(value, tf.Tensor) and tf.is_symbolic_tensor(value):
+    """Check concrete landmarks (13 or `(C, 13)` finite, non-decreasing, first < last).
+
+    A symbolic tensor or a variable read in a traced function (a layer's
+    weight) has its shape checked only, and is returned as a tensor.
+    """
+    traced = isinstance(value, tf.Variable) and not tf.executing_eagerly()  # a layer's weight in its call
+    if traced or (isinstance(value, tf.Tensor) and tf.is_symbolic_tensor(value)):
         if value.shape.rank not in (1, 2) or value.shape[-1] != _nyul.N_LANDMARKS:
             fail(ValueError, f"{name}.shape", "be (13,) or (C, 13)", value.shape)
-        return value
+        return tf.convert_to_tensor(value)
     array = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
     if array.dtype.kind not in "iuf":
         fail(TypeError, name, "be 13 numbers, or (C, 13)", value)
