@@ -48,6 +48,36 @@ def test_every_layer_has_a_registered_twin_with_the_same_arguments():
         assert tf_keras.saving.get_registered_object(f"tf_histeq>{name}") is ours
 
 
+# Constructor arguments for listed layers that have no usable defaults (none so far).
+LAYER_KWARGS: dict[str, dict] = {}
+
+
+@pytest.mark.parametrize("name", list(_kerases.LAYERS))
+def test_every_listed_layer_gives_the_keras3_pixels(images, name):
+    """Each twin, made with its defaults (adapted if it adapts, seeded if random), as its Keras 3 class.
+
+    The Keras 3 layers are held to the ops and the reference libraries by their own tests; here
+    every layer listed, those added later included, is held to its Keras 3 class.
+    """
+    theirs_class, ours_class = getattr(keras3, name), getattr(keras2, name)
+    if name.endswith("3D"):  # a batch of two volumes (N, D, H, W, C)
+        data = np.stack([_images.batch(4, (24, 30, 1)), _images.batch(4, (24, 30, 1))[::-1]])
+    else:
+        data = images
+    kwargs = dict(LAYER_KWARGS.get(name, {}))
+    if "seed" in inspect.signature(theirs_class.__init__).parameters:
+        kwargs["seed"] = 7
+    theirs, ours = theirs_class(**kwargs), ours_class(**kwargs)
+    if hasattr(theirs, "adapt"):
+        theirs.adapt(data[::-1])
+        ours.adapt(data[::-1])
+    assert_same_pixels(ours(data).numpy(), theirs(data).numpy(), f"{name} twin vs Keras 3")
+    assert_same_pixels(
+        ours(data, training=False).numpy(), theirs(data, training=False).numpy(), f"{name} training=False"
+    )
+    assert ours_class.from_config(ours.get_config()).get_config() == ours.get_config()
+
+
 @pytest.mark.parametrize(
     ("name", "kwargs", "op"),
     [
@@ -92,6 +122,16 @@ def test_random_twins_draw_as_keras3_augment_in_training_only(images, name):
         assert_same_pixels(applied[i], tf.cast(expected, tf.float32).numpy(), f"{name} image {i}")
 
 
+def test_twins_in_tf_data_and_with_dict_inputs(images):
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(3)
+    mapped = next(iter(dataset.map(keras2.CLAHE(**CLAHE_KWARGS)))).numpy()
+    assert_same_pixels(mapped, tf_histeq.clahe(images, **CLAHE_KWARGS).numpy().astype(np.float32), "dataset.map")
+    labels = np.arange(len(images))
+    out = keras2.RandomEqualization(factor=1.0, seed=1)({"images": images, "labels": labels})
+    assert_same_pixels(out["images"].numpy(), tf_histeq.equalize_hist(images).numpy().astype(np.float32), "dict")
+    assert_same_pixels(np.asarray(out["labels"]), labels, "labels")
+
+
 def _message(error) -> str:
     return str(error.value)
 
@@ -105,6 +145,8 @@ def test_a_layer_in_the_other_keras_model_says_which_is_which():
     with pytest.raises(TypeError) as error:
         keras2.HistogramMatching(reference=[1, 2, 3])(keras.Input((16, 16, 1), dtype="uint8"))
     assert "a Keras 3 KerasTensor" in _message(error) and "use tf_histeq.keras3.HistogramMatching" in _message(error)
+    with pytest.raises(TypeError, match=r"use tf_histeq\.keras2\.RandomCLAHE"):  # a dict of images and labels
+        keras3.RandomCLAHE()({"images": tf_keras.Input((16, 16, 1), dtype="uint8"), "labels": np.zeros(1)})
     # Sequential: each Keras refuses a foreign layer before any of ours runs; its message quotes the layer.
     with pytest.raises(TypeError) as error:
         tf_keras.Sequential([tf_keras.Input((16, 16, 1), dtype="uint8"), keras3.RandomCLAHE()])
@@ -134,6 +176,9 @@ class TestTwinOfALaterLayer:
             def get_config(self):
                 return {**super().get_config(), "levels": self.levels}
 
+            def compute_output_spec(self, images, mask=None, training=None):  # Keras 3's only: may use keras
+                return keras.KerasTensor(super().compute_output_spec(images, mask).shape, dtype=self.compute_dtype)
+
         ours = _keras2.twin(Equalization3Levels)
         assert ours.__mro__[1] is keras2.HistogramEqualization and _keras2.twin(Equalization3Levels) is ours
         layer = ours(levels=3)
@@ -149,6 +194,16 @@ class TestTwinOfALaterLayer:
 
         with pytest.raises(TypeError, match=r"Noisy\.call uses `keras` of Keras 3 itself"):
             _keras2.twin(Noisy)
+
+        class _Shaped:  # a mixin shared as it is by both Kerases: checked too
+            def compute_output_shape(self, input_shape, mask_shape=None):
+                return keras.ops.shape(input_shape)
+
+        class Shaped(_Shaped, keras3.HistogramEqualization):
+            pass
+
+        with pytest.raises(TypeError, match=r"_Shaped\.compute_output_shape uses `keras` of Keras 3 itself"):
+            _keras2.twin(Shaped)
 
 
 # The models, under TF_USE_LEGACY_KERAS=1: tf.keras and tf_histeq.layers are tf_keras's.

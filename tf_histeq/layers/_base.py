@@ -116,6 +116,28 @@ class EqualizerLogic:
             config["jit_compile"] = self.jit_compile
         return config
 
+    # The hooks through which the layers reach Keras; each Keras's thin base defines them.
+
+    def _backend(self) -> str:
+        """The Keras backend's name ("tensorflow" for tf_keras)."""
+        raise NotImplementedError
+
+    def _seed_generator(self, seed):
+        """A seed generator (its `next()` returns a `(2,)` int64 seed and advances) for the int `seed`, or None."""
+        raise NotImplementedError
+
+    def _is_seed_generator(self, value) -> bool:
+        """Whether `value` is a seed generator of this Keras."""
+        raise NotImplementedError
+
+    def _outermost_call(self):
+        """The layer or model whose call is the outermost one in progress: None, `self`, or another / unknown."""
+        raise NotImplementedError
+
+    def _add_exact_weight(self, name: str, shape, dtype):
+        """A zero-initialized non-trainable weight that is never autocast (counts, landmarks)."""
+        raise NotImplementedError
+
 
 class Equalizer(EqualizerLogic, keras.layers.Layer):
     """The thin Keras 3 base: backends, symbolic tensors, weights, seeds, the call context."""

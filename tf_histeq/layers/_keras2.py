@@ -159,6 +159,11 @@ def twin(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, _base.Equalizer)):
             raise TypeError(f"`cls` must be a tf_histeq Keras 3 layer class (an Equalizer). Received: cls={cls!r}.")
         bases = tuple(twin(base) if issubclass(base, _base.Equalizer) else base for base in cls.__bases__)
+        for base in bases:  # mixins (`_Volumes`) serve both Kerases as they are: they too must not use keras
+            if not issubclass(base, tf_keras.layers.Layer):
+                for klass in base.__mro__[:-1]:
+                    for name, value in vars(klass).items():
+                        _check_keras(value, f"{klass.__qualname__}.{name}", keras3_only=name in KERAS3_ONLY)
         cell = types.CellType()  # the `__class__` of the twin's methods, set once it exists
         namespace = {}
         for name, value in vars(cls).items():
@@ -196,14 +201,25 @@ def _rebind(value, cell, where: str, *, keras3_only: bool = False):
     return value
 
 
-def _copy_function(function: types.FunctionType, cell, where: str, *, keras3_only: bool) -> types.FunctionType:
-    names = () if keras3_only else _keras_names(function)
+def _check_keras(value, where: str, *, keras3_only: bool) -> None:
+    """Refuse a function (or a static or class method, or a property) of a class body that reads Keras 3 itself."""
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    functions = [value.fget, value.fset, value.fdel] if isinstance(value, property) else [value]
+    names = set()
+    for function in functions:
+        if isinstance(function, types.FunctionType) and not keras3_only:
+            names |= _keras_names(function)
     if names:
         raise TypeError(
             f"{where} uses {', '.join(sorted(names))} of Keras 3 itself, so its tf_keras (Keras 2) twin cannot "
             "work: reach Keras through the hooks of tf_histeq.layers._base.EqualizerLogic (_seed_generator, "
             "_is_seed_generator, _outermost_call, _add_exact_weight, _backend), which each Keras's base defines."
         )
+
+
+def _copy_function(function: types.FunctionType, cell, where: str, *, keras3_only: bool) -> types.FunctionType:
+    _check_keras(function, where, keras3_only=keras3_only)
     closure = function.__closure__
     if "__class__" in function.__code__.co_freevars:
         index = function.__code__.co_freevars.index("__class__")

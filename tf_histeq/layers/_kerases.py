@@ -4,6 +4,23 @@
 exports those classes (Keras 3), `tf_histeq.keras2` builds their tf_keras
 (Keras 2) twins from them (`tf_histeq.layers._keras2.twin`), and
 `tf_histeq.layers` exports the ones of the Keras that `tf.keras` is.
+
+A new layer (in a module of its own) is written once, as a Keras 3 class:
+
+1. derive it from `tf_histeq.layers._base.Equalizer` or from another layer
+   (`HistogramEqualization3D(HistogramEqualization)`), registered with
+   `@keras.saving.register_keras_serializable(package="tf_histeq")`;
+2. in its methods, reach Keras only through the base's hooks
+   (`_add_exact_weight` for weights such as `adapt`'s, `_seed_generator`,
+   `_is_seed_generator`, `_outermost_call`, `_backend`), never through the
+   `keras` module (`compute_output_spec`, which only Keras 3 calls, may);
+   weights that `adapt` creates are described by `get_build_config` and
+   created by `build_from_config`, as in `HistogramMatching`;
+3. add its name and module to `LAYERS` below.
+
+Its tf_keras twin then exists in `tf_histeq.keras2` (and in `tf_histeq.layers`
+under `TF_USE_LEGACY_KERAS=1`), registered for tf_keras's formats;
+`tests/test_keras2.py` checks every listed layer's twin.
 """
 
 from __future__ import annotations
@@ -75,7 +92,7 @@ def refuse_other_keras(layer, *values) -> None:
     under `TF_USE_LEGACY_KERAS=1`), or the reverse, would otherwise fail deep
     inside Keras or TensorFlow with a message that names neither.
     """
-    for value in values:
+    for value in (item for given in values for item in (given.values() if isinstance(given, dict) else [given])):
         keras = _keras_of(value)
         if keras is None or keras == layer.KERAS or not hasattr(value, "shape"):
             continue
