@@ -21,10 +21,11 @@ Keras's `Conv3D` does, and computes per volume. The output is float: the
 layer's compute dtype (float32 by default). Every image is mapped the same
 way in training and inference; the XLA policy is the other layers' (see
 `tf_histeq.layers`), except that `jit_compile="auto"` leaves Nyúl and
-percentile scaling of float inputs uncompiled: their exact percentiles need a
-sort, which XLA's CPU sort runs about 5x slower than TensorFlow's (measured
-on a 128x256x256 float32 volume: 14.8 s compiled, 2.7 s not; integer inputs
-use histograms and compile).
+percentile scaling of float64 inputs (a float64 dtype policy) uncompiled:
+their exact percentiles need a sort, which XLA's CPU sort runs about 5x
+slower than TensorFlow's (measured on a 128x256x256 volume: 14.8 s compiled,
+2.7 s not). Integer and float32 inputs use histograms (a radix selection for
+float32) and compile.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class _Standardizer(Equalizer):
 
     _SPATIAL_DIMS = 2
     _KERNEL: Any = None  # a staticmethod of the kernel
-    # Whether the op sorts float inputs (their exact percentiles), which XLA does not speed up.
+    # Whether the op sorts float64 inputs (their exact percentiles), which XLA does not speed up.
     _SORTS = True
 
     def _setup(self, options: dict, jit_compile, *, config_only=()) -> None:
@@ -113,9 +114,9 @@ class _Standardizer(Equalizer):
 
     def call(self, images, mask=None, training=None):
         self._check_rank(images.shape)
-        if self._SORTS and self.jit_compile == "auto" and images.dtype.is_floating:
-            # Exact percentiles of float images need a sort, which XLA's CPU sort runs about 5x slower
-            # than TensorFlow's (tf_histeq.bench.standardize's rows): "auto" leaves it uncompiled.
+        if self._SORTS and self.jit_compile == "auto" and images.dtype == tf.float64:
+            # Exact percentiles of float64 images need a sort, which XLA's CPU sort runs about 5x
+            # slower than TensorFlow's: "auto" leaves it uncompiled.
             return tf.cast(self._apply(images, mask), self.compute_dtype)
         return super().call(images, mask=mask, training=training)
 
