@@ -12,10 +12,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from tf_histeq import _augment, _options, _xla, ops
+from tf_histeq import _augment, _options, _standardize_ways, _xla, ops
 from tf_histeq._options import fail
 
-__all__ = ["map_fn", "random_map_fn"]
+__all__ = ["map_fn", "random_map_fn", "standardize_fn"]
 
 
 def map_fn(
@@ -239,6 +239,57 @@ def random_map_fn(
 
     mapper = tf.autograph.experimental.do_not_convert(mapper)
     mapper.__name__ = mapper.__qualname__ = f"random_{op}_map_fn"
+    return mapper
+
+
+def standardize_fn(
+    op: str,
+    image_key: str | None = None,
+    *,
+    spatial_dims: int = 2,
+    jit_compile: str | bool = _xla.JIT_COMPILE,
+    **kwargs: Any,
+) -> Callable:
+    """Return a `dataset.map` function that standardizes the image of each element (float output).
+
+    The ops of `tf_histeq.standardize`, with the element structures of
+    `map_fn`: `"nyul_standardize"` (pass `landmarks`, e.g. from
+    `tf_histeq.nyul_fit` or a fitted `NyulStandardization` layer's
+    `standard_landmarks`), `"scale_intensity_percentiles"`, `"window"` (pass
+    `windows`) and `"scale_intensity_range"`. Each image (or volume, with
+    `spatial_dims=3`) is mapped on its own, batched or not; the XLA policy is
+    `map_fn`'s. The arguments are checked now, by the op itself.
+
+    Args:
+        op: One of the four op names above.
+        image_key: Key of the image in dict elements, as in `map_fn`.
+        spatial_dims: 2 (images) or 3 (volumes).
+        jit_compile: `"auto"`, True or False, as in `map_fn`.
+        **kwargs: The op's keyword arguments (not `mask`).
+
+    Returns:
+        A function `element -> element` for `tf.data.Dataset.map`.
+
+    Example:
+        >>> import numpy as np, tensorflow as tf
+        >>> from tf_histeq.data import standardize_fn
+        >>> ct = np.array([[[-1350], [-600], [150]]], np.int16)  # lung window: level -600, width 1500
+        >>> ds = tf.data.Dataset.from_tensors(ct).map(standardize_fn("window", windows=["lung", "brain"]))
+        >>> next(iter(ds)).numpy()[0].tolist()
+        [[0.0, 0.0], [0.5, 0.0], [1.0, 1.0]]
+    """
+    runner, tensors = _standardize_ways.configure(op, kwargs, spatial_dims, jit_compile)
+    if image_key is not None and not isinstance(image_key, str):
+        fail(TypeError, "image_key", "be a string (the key of the image in dict elements) or None", image_key)
+
+    def standardize(image):
+        return runner(image, None, **tensors)
+
+    def mapper(*element):
+        return _on_image(element, image_key, standardize, f"standardize_fn({op!r}")
+
+    mapper = tf.autograph.experimental.do_not_convert(mapper)
+    mapper.__name__ = mapper.__qualname__ = f"{op}_standardize_fn"
     return mapper
 
 

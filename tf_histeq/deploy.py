@@ -21,7 +21,12 @@ both runtimes have kernels for (TensorFlow Lite has no builtin uint8/uint16
 minimum, comparison or select, nor a uint16 gather; ONNX Runtime no uint16
 `Min`). Image size and batch may be dynamic (`None`) in both. `match_histograms`
 (float64 tables) and `equalize_adapthist` (scikit-image's float64 arithmetic)
-are refused by name. The random augmentation layers pass images
+are refused by name. So are, for TensorFlow Lite only, the
+layers `NyulStandardization` and `PercentileScaling` (and their 3-D twins):
+their percentiles and landmarks are float64; ONNX Runtime runs them with 0
+differing values on integer images, while on float32 images `to_onnx` refuses
+them (their percentiles select on the values' bits, and ONNX has no bitcast);
+`CTWindows` converts to both. The random augmentation layers pass images
 through in a model called without `training`, so an exported model holds them
 as identities.
 
@@ -47,6 +52,8 @@ from tf_histeq import _compat, _options
 from tf_histeq._options import fail
 
 # The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
+# The standardization layers' ops, whose percentiles and landmarks are float64 (see `_refuse_float64_standardization`).
+_FLOAT64_SCOPES = ("nyul_standardize", "scale_intensity_percentiles")
 _OP_SCOPES = _options.OP_NAMES
 # Dtypes that TensorFlow Lite has no builtin gather, select or scatter kernels for.
 _TFLITE_UNSUPPORTED = {tf.float16.as_datatype_enum, tf.bfloat16.as_datatype_enum, tf.float64.as_datatype_enum}
@@ -103,8 +110,10 @@ def to_onnx(model, *, opset: int = 18):
     Raises:
         ValueError: If `opset` is below 16, or if the model holds
             `match_histograms`: ONNX Runtime's float64 arithmetic is not
-            bit-exact with TensorFlow's there (a few pixels one level off), or
-            `equalize_adapthist` (float64 throughout, not verified there).
+            bit-exact with TensorFlow's there (a few pixels one level off),
+            `equalize_adapthist` (float64 throughout, not verified there), or
+            Nyúl standardization or percentile scaling of float32 images
+            (`tf.bitcast`, which ONNX has no op for).
     """
     import tf2onnx
 
@@ -117,7 +126,9 @@ def to_onnx(model, *, opset: int = 18):
         return model(tf.nest.pack_sequence_as(structure, list(inputs)))
 
     serve = tf.function(serve)
-    _refuse_float64_ops(serve.get_concrete_function(*signature).graph.as_graph_def(), "ONNX")
+    graph = serve.get_concrete_function(*signature).graph.as_graph_def()
+    _refuse_float64_ops(graph, "ONNX")
+    _refuse_bitcast(graph)
 
     def convert():
         proto, _ = tf2onnx.convert.from_function(
@@ -158,7 +169,7 @@ def _op_nodes(graph):
     """`(scope, node)` for every node of a `GraphDef` (its functions included) inside a tf_histeq op."""
     for node in list(graph.node) + [n for function in graph.library.function for n in function.node_def]:
         parts = node.name.split("/")
-        scope = next((i for i, part in enumerate(parts[:-1]) if part in _OP_SCOPES), None)
+        scope = next((i for i, part in enumerate(parts[:-1]) if part in _OP_SCOPES or part in _FLOAT64_SCOPES), None)
         if scope is not None:
             yield "/".join(parts[: scope + 1]), node
 
@@ -190,12 +201,53 @@ def _refuse_float64_ops(graph, target: str) -> None:
             )
 
 
+def _refuse_float64_standardization(graph) -> None:
+    """Raise if the graph holds Nyúl standardization or percentile scaling: their percentiles are float64.
+
+    Exact percentiles of 16-bit and float images, and the landmarks, need
+    float64, which TensorFlow Lite has no builtin kernels for (ONNX Runtime
+    runs them exactly).
+    """
+    scopes = sorted({scope for scope, _ in _op_nodes(graph) if scope.split("/")[-1] in _FLOAT64_SCOPES})
+    if scopes:
+        fail(
+            ValueError,
+            "model",
+            "hold no NyulStandardization / PercentileScaling op for TensorFlow Lite: their percentiles and "
+            "landmarks are float64, which TensorFlow Lite has no builtin kernels for",
+            ", ".join(scopes),
+            hint="standardize in the input pipeline (tf_histeq.data) or export to ONNX (tf_histeq.deploy.to_onnx), "
+            "which runs them exactly; CTWindows converts to TensorFlow Lite.",
+        )
+
+
+def _refuse_bitcast(graph) -> None:
+    """Raise if a standardization op selects float32 percentiles by their bits (`tf.bitcast`).
+
+    ONNX has no bitcast: tf2onnx would write a model that ONNX Runtime refuses to load.
+    """
+    scopes = sorted(
+        {scope for scope, node in _op_nodes(graph) if node.op == "Bitcast" and scope.split("/")[-1] in _FLOAT64_SCOPES}
+    )
+    if scopes:
+        fail(
+            ValueError,
+            "model",
+            "hold no NyulStandardization / PercentileScaling op on float32 images for ONNX: their exact float32 "
+            "percentiles select on the values' bits (tf.bitcast), which ONNX has no op for",
+            ", ".join(scopes),
+            hint="feed integer images (uint8, uint16, int16 convert exactly), or standardize in the input pipeline "
+            "(tf_histeq.data.standardize_fn).",
+        )
+
+
 def _check_tflite_dtypes(saved_model_dir) -> None:
     """Raise if a tf_histeq op cannot run in TensorFlow Lite: matching, or a dtype it has no kernels for."""
     proto = _compat.read_saved_model(saved_model_dir)
     offenders = set()
     for meta_graph in proto.meta_graphs:
         _refuse_float64_ops(meta_graph.graph_def, "TensorFlow Lite")
+        _refuse_float64_standardization(meta_graph.graph_def)
         for scope, node in _op_nodes(meta_graph.graph_def):
             for value in node.attr.values():
                 for dtype in [value.type, *value.list.type]:

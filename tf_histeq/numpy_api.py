@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from tf_histeq import _convert, _options, _xla, ops
+from tf_histeq import _convert, _options, _standardize_ways, _xla, ops
 from tf_histeq._options import fail
 
-__all__ = ["histogram_equalization", "preprocessing_function"]
+__all__ = ["histogram_equalization", "preprocessing_function", "standardize"]
 
 
 def histogram_equalization(
@@ -175,6 +175,39 @@ def preprocessing_function(
     preprocess.__qualname__ = preprocess.__name__
     preprocess.__doc__ = f"Return `tf_histeq.{op}(image, **{checked!r})` as a NumPy array."
     return preprocess
+
+
+def standardize(image, op: str, *, mask=None, spatial_dims: int = 2, jit_compile=_xla.JIT_COMPILE, **kwargs):
+    """Standardize a NumPy image or volume with an op of `tf_histeq.standardize`: NumPy in, float NumPy out.
+
+    Exactly what the op returns for the same array, as an array (float32, or
+    float64 for float64 input where the op keeps it). The ops are
+    `tf_histeq.data.standardize_fn`'s: `"nyul_standardize"` (with
+    `landmarks`), `"scale_intensity_percentiles"`, `"window"` (with
+    `windows`), `"scale_intensity_range"`. The XLA policy is
+    `histogram_equalization`'s.
+
+    Args:
+        image: A NumPy array in the layout of `spatial_dims`.
+        op: The op's name.
+        mask: Optional: the voxels counted (Nyúl, percentiles).
+        spatial_dims: 2 (images) or 3 (volumes).
+        jit_compile: `"auto"`, True or False.
+        **kwargs: The op's keyword arguments.
+
+    Returns:
+        The standardized array.
+
+    Example:
+        >>> import numpy as np
+        >>> from tf_histeq.numpy_api import standardize
+        >>> standardize(np.array([[0, 50, 100]], np.uint8), "scale_intensity_range", a_min=0, a_max=100, b_min=0,
+        ...             b_max=1).tolist()
+        [[0.0, 0.5, 1.0]]
+    """
+    runner, tensors = _standardize_ways.configure(op, kwargs, spatial_dims, jit_compile)
+    out = runner(np.asarray(image), _as_mask(mask), **tensors).numpy()
+    return out if out.flags.writeable else out.copy()
 
 
 def _as_mask(mask) -> np.ndarray | None:

@@ -12,7 +12,7 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-from tf_histeq.bench import ours, peers
+from tf_histeq.bench import ours, peers, standardize
 from tf_histeq.bench.workloads import Workload
 
 TFDATA_NOTE = "slices -> map_fn -> batch(N), end to end"
@@ -127,6 +127,32 @@ ADAPTHIST_IMPLS = (
     ),
     Impl("equalize_adapthist XLA", "ours", ours.adapthist_xla, note="the private kernel, spatial_dims stated"),
 )
+NYUL_IMPLS = (
+    Impl(
+        "TorchIO HistogramStandardization",
+        "peer",
+        standardize.torchio_apply,
+        ref="cv2",
+        note="apply, landmarks given: the reference of this workload (float32, compared value for value)",
+    ),
+    Impl("nyul_standardize XLA", "ours", standardize.nyul),
+    Impl("nyul_standardize tf.function", "ours", functools.partial(standardize.nyul, jit_compile=False)),
+)
+PERCENTILE_IMPLS = (
+    Impl(
+        "MONAI ScaleIntensityRangePercentiles",
+        "peer",
+        standardize.monai_percentiles,
+        ref="cv2",
+        note="1-99 to 0-1: the reference of this workload (float32, compared value for value)",
+    ),
+    Impl("scale_intensity_percentiles XLA", "ours", standardize.percentiles),
+    Impl(
+        "scale_intensity_percentiles tf.function",
+        "ours",
+        functools.partial(standardize.percentiles, jit_compile=False),
+    ),
+)
 CLI_IMPLS = (
     Impl("cv2 loop script", "peer", peers.cv2_script, ref="cv2", note="imread, apply, imwrite per file"),
     Impl("tf-histeq clahe DIR -o OUT", "ours", ours.cli),
@@ -145,6 +171,10 @@ def impls_for(w: Workload) -> tuple[Impl, ...]:
         return AUGMENT_IMPLS
     if w.kind == "adapthist":
         return ADAPTHIST_IMPLS
+    if w.kind == "nyul":
+        return NYUL_IMPLS
+    if w.kind == "percentiles":
+        return PERCENTILE_IMPLS
     if w.kind == "clahe":
         return CLAHE_IMPLS
     if w.dtype == "uint8":  # the numpy loop is only the baseline of the 16-bit workload

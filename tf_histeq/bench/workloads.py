@@ -57,6 +57,7 @@ class Workload:
     def op(self) -> str:
         """The function measured: `"equalize_hist"`, `"clahe"`, `"match_histograms"` or `"equalize_adapthist"`."""
         ops = {"hist": "equalize_hist", "match": "match_histograms", "adapthist": "equalize_adapthist"}
+        ops.update(nyul="nyul_standardize", percentiles="scale_intensity_percentiles")
         return ops.get(self.kind, "clahe")
 
     @property
@@ -76,6 +77,7 @@ class Workload:
             text += f" ({self.bins} bins)"
         prefixes = {"clahe": "CLAHE ", "match": "match_histograms ", "augment": "fit step "}
         prefixes["adapthist"] = f"equalize_adapthist {self.spatial_dims}-D "
+        prefixes.update(nyul="nyul_standardize ", percentiles="scale_intensity_percentiles ")
         prefix = prefixes.get(self.kind, "")
         return prefix + text
 
@@ -89,6 +91,8 @@ class Workload:
         """Keyword arguments for `equalize_hist` / `clahe` and the matching layer, or `equalize_adapthist`."""
         if self.op == "equalize_adapthist":  # skimage's parameters (the value range only shapes the input)
             return {"clip_limit": ADAPTHIST_CLIP}
+        if self.kind in ("nyul", "percentiles"):  # tf_histeq.bench.standardize's rows hold their arguments
+            return {}
         kwargs: dict[str, Any] = {}
         if self.value_range is not None:
             kwargs["value_range"] = self.value_range
@@ -113,6 +117,12 @@ FULL_WORKLOADS = (
     # A CT-sized volume (12- to 16-bit data) and a large 16-bit 2-D image, against scikit-image.
     Workload("adapthist_3d", "adapthist", (1, 128, 256, 256, 1), "uint16", (0, 65535)),
     Workload("adapthist_2d", "adapthist", (1, 1024, 1024, 1), "uint16", (0, 65535)),
+    # Intensity standardization of a CT-sized volume against TorchIO and MONAI (tf_histeq.bench.standardize).
+    *(
+        Workload(f"{kind}_{dtype}", kind, (1, 128, 256, 256, 1), dtype, (0, 4095) if dtype != "float32" else None)
+        for kind in ("nyul", "percentiles")
+        for dtype in ("uint16", "int16", "float32")
+    ),
 )
 # Added by --many-files: the command line's start-up weighs less on a longer run.
 MANY_FILES_WORKLOADS = (Workload("cli_many", "cli", (1000, 896, 896, 1)),)

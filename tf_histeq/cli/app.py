@@ -206,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_op_arguments(command, op)
         command.set_defaults(op=op, parser=command)
 
+    importlib.import_module("tf_histeq.cli.standardize").add_commands(sub)
+
     # Listed for --help only: `main` hands `bench ARGS` to tf_histeq.bench, whose parser owns its options.
     sub.add_parser(
         "bench",
@@ -239,7 +241,9 @@ def main(argv=None) -> int:
         if argv[:1] == ["bench"]:
             return importlib.import_module("tf_histeq.bench").main(argv[1:])
         args = build_parser().parse_args(argv)
-        command = importlib.import_module("tf_histeq.cli.demo" if args.command == "demo" else "tf_histeq.cli.equalize")
+        module = getattr(args, "module", None)  # nyul-fit, nyul-apply: their module
+        module = module or ("tf_histeq.cli.demo" if args.command == "demo" else "tf_histeq.cli.equalize")
+        command = importlib.import_module(module)
         try:
             return command.run(args)
         except UsageError as err:

@@ -41,6 +41,12 @@ LAYERS = {
     "HistogramMatching3D": "tf_histeq.layers._volumes",
     "AdaptiveEqualization": "tf_histeq.layers._adaptive",
     "AdaptiveEqualization3D": "tf_histeq.layers._adaptive",
+    "NyulStandardization": "tf_histeq.layers._standardize",
+    "NyulStandardization3D": "tf_histeq.layers._standardize",
+    "PercentileScaling": "tf_histeq.layers._standardize",
+    "PercentileScaling3D": "tf_histeq.layers._standardize",
+    "CTWindows": "tf_histeq.layers._standardize",
+    "CTWindows3D": "tf_histeq.layers._standardize",
 }
 
 # The module each Keras's layers are imported from, by the Keras names of `KERAS` attributes.
