@@ -15,8 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_histeq import _xla, standardize
-from tf_histeq._options import check_choice
-from tf_histeq._quantiles import check_spatial_dims
+from tf_histeq._options import check_choice, check_spatial_dims
 
 
 def _nyul(images, mask=None, *, landmarks, **options):
