@@ -123,15 +123,7 @@ def as_images(images, *, name: str = "images", spatial_dims: int = 2, volumes: s
     `spatial_dims=2` is refused with the hint `volumes` (default: pass
     `spatial_dims=3`).
     """
-    if isinstance(images, np.ndarray) and images.dtype.kind in "USOb":
-        fail(TypeError, f"{name}.dtype", _dtype_expectation(), str(images.dtype))
-    try:
-        images = tf.convert_to_tensor(images)
-    except (TypeError, ValueError) as err:
-        message = f"`{name}` must be an array or tensor of numbers. Received: {type(images).__name__} ({err})."
-        raise TypeError(message) from None
-    if images.dtype not in SUPPORTED_DTYPES:
-        fail(TypeError, f"{name}.dtype", _dtype_expectation(), images.dtype.name)
+    images = number_tensor(images, SUPPORTED_DTYPES, name=name)
     ranks = VOLUME_RANKS if spatial_dims == 3 else IMAGE_RANKS
     rank = images.shape.rank
     if rank is None:
@@ -169,8 +161,22 @@ def _listed(items) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
-def _dtype_expectation() -> str:
-    return "be one of " + ", ".join(d.name for d in SUPPORTED_DTYPES)
+def number_tensor(images, dtypes, *, name: str = "images", expectation: str | None = None) -> tf.Tensor:
+    """`images` as a tensor of one of `dtypes`, or a TypeError naming it (strings, bools, objects refused).
+
+    `expectation` words the dtype rule in the message (default: "be one of" the dtypes).
+    """
+    expectation = expectation or "be one of " + ", ".join(d.name for d in dtypes)
+    if isinstance(images, np.ndarray) and images.dtype.kind in "USOb":
+        fail(TypeError, f"{name}.dtype", expectation, str(images.dtype))
+    try:
+        images = tf.convert_to_tensor(images)
+    except (TypeError, ValueError) as err:
+        message = f"`{name}` must be an array or tensor of numbers. Received: {type(images).__name__} ({err})."
+        raise TypeError(message) from None
+    if images.dtype not in dtypes:
+        fail(TypeError, f"{name}.dtype", expectation, images.dtype.name)
+    return images
 
 
 def to_nhwc(images: tf.Tensor) -> tf.Tensor:

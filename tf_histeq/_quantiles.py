@@ -76,15 +76,7 @@ def _layouts(spatial_dims: int) -> str:
 def as_nvc(images: Any, spatial_dims: Any, *, name: str = "images") -> tuple[tf.Tensor, Layout]:
     """Read `images` as `(N, V, C)` in its own dtype (one of `SUPPORTED_DTYPES`)."""
     spatial_dims = check_spatial_dims(spatial_dims)
-    if isinstance(images, np.ndarray) and images.dtype.kind in "USOb":
-        fail(TypeError, f"{name}.dtype", _dtype_expectation(), str(images.dtype))
-    try:
-        images = tf.convert_to_tensor(images)
-    except (TypeError, ValueError) as err:
-        message = f"`{name}` must be an array or tensor of numbers. Received: {type(images).__name__} ({err})."
-        raise TypeError(message) from None
-    if images.dtype not in SUPPORTED_DTYPES:
-        fail(TypeError, f"{name}.dtype", _dtype_expectation(), images.dtype.name)
+    images = _convert.number_tensor(images, SUPPORTED_DTYPES, name=name)
     rank = images.shape.rank
     if rank is None:
         fail(ValueError, f"{name}.shape", "have a statically known rank", images.shape)
@@ -106,10 +98,6 @@ def as_nvc(images: Any, spatial_dims: Any, *, name: str = "images") -> tuple[tf.
     n = images.shape[0] if batched and images.shape[0] is not None else (tf.shape(images)[0] if batched else 1)
     c = images.shape[-1] if channels else 1
     return tf.reshape(images, [n, -1, c]), layout
-
-
-def _dtype_expectation() -> str:
-    return "be one of " + ", ".join(d.name for d in SUPPORTED_DTYPES)
 
 
 def from_nvc(values: tf.Tensor, layout: Layout, *, channels: int | None = None) -> tf.Tensor:

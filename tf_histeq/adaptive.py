@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _adapthist, _adapthist_hsv, _compat, _options, _xla
+from tf_histeq import _adapthist, _adapthist_hsv, _compat, _convert, _options, _xla
 from tf_histeq._options import fail
 
 # The input dtypes, and the float dtype of the result for each (scikit-image's `_supported_float_type`).
@@ -85,15 +85,7 @@ def _checks_values(door):
 
 def _as_batch(images, spatial_dims: int) -> tuple[tf.Tensor, int]:
     """`images` as a checked `(N, *spatial, C)` tensor, and the caller's rank."""
-    if isinstance(images, np.ndarray) and images.dtype.kind in "USOb":
-        fail(TypeError, "images.dtype", _dtype_expectation(), str(images.dtype))
-    try:
-        images = tf.convert_to_tensor(images)
-    except (TypeError, ValueError) as err:
-        message = f"`images` must be an array or tensor of numbers. Received: {type(images).__name__} ({err})."
-        raise TypeError(message) from None
-    if images.dtype not in OUTPUT_DTYPES:
-        fail(TypeError, "images.dtype", _dtype_expectation(), images.dtype.name)
+    images = _convert.number_tensor(images, tuple(OUTPUT_DTYPES), expectation=_dtype_expectation())
     rank = images.shape.rank
     if rank is None or not spatial_dims <= rank <= spatial_dims + 2:
         hint = "a batch of volumes (N, D, H, W, C): pass spatial_dims=3" if rank == 5 and spatial_dims == 2 else None

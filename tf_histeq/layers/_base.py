@@ -25,6 +25,31 @@ _NO_OPTION = object()
 # The largest integer each float compute dtype holds exactly, with every integer below it.
 _EXACT_INTEGERS = {tf.float16: 2048, tf.bfloat16: 256, tf.float32: 2**24, tf.float64: 2**53}
 
+# What the 3-D layers take: a batch of volumes `(N, D, H, W, C)`.
+VOLUME_RANK = 5
+
+
+def check_layout(layer, shape, spatial_dims: int) -> None:
+    """Refuse input of the other layout: a 3-D layer takes `(N, D, H, W, C)` only, a 2-D layer no rank-5 input."""
+    rank = None if shape is None else len(shape)
+    name = type(layer).__name__
+    if spatial_dims == 3 and rank != VOLUME_RANK:
+        fail(
+            ValueError,
+            "images.shape",
+            f"be a batch of volumes (N, D, H, W, C), rank {VOLUME_RANK}, for {name}",
+            None if shape is None else tuple(shape),
+            hint=f"for images (N, H, W, C) use {name[:-2]}; give one volume as volume[None].",
+        )
+    if spatial_dims == 2 and rank == VOLUME_RANK:
+        fail(
+            ValueError,
+            "images.shape",
+            f"be images (H, W, C) or (N, H, W, C) for {name}",
+            tuple(shape),
+            hint=f"a batch of volumes (N, D, H, W, C): use {name}3D.",
+        )
+
 
 class EqualizerLogic:
     """Shared plumbing, for either Keras: options, XLA, dtype policy, mask, config.

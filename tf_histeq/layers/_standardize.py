@@ -39,11 +39,7 @@ import tensorflow as tf
 
 from tf_histeq import _nyul, _xla, standardize
 from tf_histeq._options import fail
-from tf_histeq.layers._base import Equalizer
-
-# What the 3-D layers take: a batch of volumes.
-VOLUME_RANK = 5
-
+from tf_histeq.layers._base import Equalizer, check_layout
 
 # Each kernel runs in a name scope of its op's name: tf_histeq.deploy finds the ops by it.
 
@@ -90,23 +86,7 @@ class _Standardizer(Equalizer):
         """Nothing to check: the outputs are float, not levels."""
 
     def _check_rank(self, shape) -> None:
-        rank = None if shape is None else len(shape)
-        if self._SPATIAL_DIMS == 3 and rank != VOLUME_RANK:
-            fail(
-                ValueError,
-                "images.shape",
-                f"be a batch of volumes (N, D, H, W, C), rank {VOLUME_RANK}, for {type(self).__name__}",
-                None if shape is None else tuple(shape),
-                hint=f"for images (N, H, W, C) use {type(self).__name__[:-2]}; give one volume as volume[None].",
-            )
-        if self._SPATIAL_DIMS == 2 and rank == VOLUME_RANK:
-            fail(
-                ValueError,
-                "images.shape",
-                f"be images (H, W, C) or (N, H, W, C) for {type(self).__name__}",
-                tuple(shape),
-                hint=f"a batch of volumes (N, D, H, W, C): use {type(self).__name__}3D.",
-            )
+        check_layout(self, shape, self._SPATIAL_DIMS)
 
     def build(self, input_shape):
         """Check the input's rank (3-D layers: 5-D input only)."""

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import keras
 
-from tf_histeq._options import fail
+from tf_histeq.layers._base import check_layout
 from tf_histeq.layers._equalization import HistogramEqualization
 from tf_histeq.layers._matching import HistogramMatching
-
-# What the 3-D layers take: a batch of volumes.
-VOLUME_RANK = 5
 
 
 class _Volumes:
@@ -28,15 +25,7 @@ class _Volumes:
         super()._configure(spatial_dims=3, **options)
 
     def _check_volumes(self, shape) -> None:
-        rank = len(shape) if shape is not None else None
-        if rank != VOLUME_RANK:
-            fail(
-                ValueError,
-                "images.shape",
-                f"be a batch of volumes (N, D, H, W, C), rank {VOLUME_RANK}, for {type(self).__name__}",
-                None if shape is None else tuple(shape),
-                hint=f"for images (N, H, W, C) use {type(self).__name__[:-2]}; give one volume as volume[None].",
-            )
+        check_layout(self, shape, 3)
 
     def build(self, input_shape):
         """Refuse input that is not a batch of volumes `(N, D, H, W, C)`, then build as the 2-D layer does."""
