@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import data, layers, ops
+from tf_histeq import adaptive, data, layers, ops
 from tf_histeq.bench import files
 from tf_histeq.bench.timing import materialise
 from tf_histeq.bench.workloads import SEED, Workload
@@ -119,15 +119,12 @@ def fit_random_clahe(w: Workload, ctx: dict):
 def adapthist_xla(w: Workload, ctx: dict):
     """scikit-image's `equalize_adapthist` as tf_histeq computes it, in a `tf.function(jit_compile=True)`.
 
-    The private kernel (`tf_histeq._adapthist`), with the workload's layout
-    stated (`spatial_dims`), scikit-image's default kernel size and its clip
-    limit.
+    The public op, with the workload's layout stated (`spatial_dims`),
+    scikit-image's default kernel size and its clip limit.
     """
-    from tf_histeq import _adapthist
-
     kwargs, x = ctx["op_kwargs"], ctx["tensor"]
     fn = tf.function(
-        lambda images: _adapthist.equalize_adapthist_planes(images, spatial_dims=w.spatial_dims, **kwargs),
+        lambda images: adaptive.equalize_adapthist(images, spatial_dims=w.spatial_dims, **kwargs),
         jit_compile=True,
         autograph=False,
     )

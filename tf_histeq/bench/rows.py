@@ -125,7 +125,7 @@ ADAPTHIST_IMPLS = (
         ref="cv2",
         note="per image or volume: the reference of this workload (float64, compared value for value)",
     ),
-    Impl("equalize_adapthist XLA", "ours", ours.adapthist_xla, note="the private kernel, spatial_dims stated"),
+    Impl("equalize_adapthist XLA", "ours", ours.adapthist_xla, note="the public op, spatial_dims stated"),
 )
 NYUL_IMPLS = (
     Impl(
