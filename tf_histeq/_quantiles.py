@@ -33,7 +33,10 @@ for bit (tests/test_standardize.py).
   costs as much for the middle ranks) took 10 s on a 128x256x256 volume here,
   30 times NumPy's sort; the selection takes 0.3 s for two percentiles.
 - float64 images are sorted (`tf.sort`): their 64-bit keys would need four
-  passes; uncounted voxels are moved to the end as `+inf`.
+  passes; uncounted voxels are moved to the end as `+inf`. So are float32
+  images in graphs traced for ONNX (`float32_sorted`, which
+  `tf_histeq.deploy.to_onnx` sets): ONNX has no bitcast, and both ways give
+  the same order statistics.
 - A plane holding NaN gives NaN, as NumPy does.
 
 A plane with no counted voxel (an empty mask) gives NaN; the public functions
@@ -42,6 +45,7 @@ refuse such a mask where its values are known when called.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -162,6 +166,20 @@ def plane_rows(x: tf.Tensor, *, joint: bool) -> tf.Tensor:
     return tf.reshape(tf.transpose(x, [0, 2, 1]), [-1, tf.shape(x)[1]])
 
 
+_sort_float32 = False  # set by `float32_sorted` while a graph for ONNX is traced
+
+
+@contextlib.contextmanager
+def float32_sorted():
+    """Trace float32 order statistics with `tf.sort` instead of the radix selection: the same values, no bitcast."""
+    global _sort_float32
+    previous, _sort_float32 = _sort_float32, True
+    try:
+        yield
+    finally:
+        _sort_float32 = previous
+
+
 def order_statistics(
     x: tf.Tensor, mask: tf.Tensor | None, fractions: Sequence[float], *, joint: bool = False
 ) -> tf.Tensor:
@@ -186,7 +204,7 @@ def order_statistics(
     fractions = tf.constant(np.asarray(fractions, np.float64))
     if x.dtype in INTEGER_LEVELS:
         result = _from_histograms(rows, valid, fractions, *INTEGER_LEVELS[x.dtype])
-    elif x.dtype == tf.float32:
+    elif x.dtype == tf.float32 and not _sort_float32:
         result = _from_radix(rows, valid, fractions)
     else:
         result = _from_sort(rows, valid, fractions)

@@ -24,8 +24,8 @@ minimum, comparison or select, nor a uint16 gather; ONNX Runtime no uint16
 are refused by name. So are, for TensorFlow Lite only, the
 layers `NyulStandardization` and `PercentileScaling` (and their 3-D twins):
 their percentiles and landmarks are float64; ONNX Runtime runs them with 0
-differing values on integer images, while on float32 images `to_onnx` refuses
-them (their percentiles select on the values' bits, and ONNX has no bitcast);
+differing values (float32 images are traced with `tf.sort` for it, since ONNX
+has no bitcast for their radix selection: the same order statistics);
 `CTWindows` converts to both. The random augmentation layers pass images
 through in a model called without `training`, so an exported model holds them
 as identities.
@@ -48,7 +48,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tf_histeq import _compat, _options
+from tf_histeq import _compat, _options, _quantiles
 from tf_histeq._options import fail
 
 # The name scopes of the public ops (`tf.name_scope` in `tf_histeq.ops`).
@@ -111,9 +111,7 @@ def to_onnx(model, *, opset: int = 18):
         ValueError: If `opset` is below 16, or if the model holds
             `match_histograms`: ONNX Runtime's float64 arithmetic is not
             bit-exact with TensorFlow's there (a few pixels one level off),
-            `equalize_adapthist` (float64 throughout, not verified there), or
-            Nyúl standardization or percentile scaling of float32 images
-            (`tf.bitcast`, which ONNX has no op for).
+            or `equalize_adapthist` (float64 throughout, not verified there).
     """
     import tf2onnx
 
@@ -126,9 +124,10 @@ def to_onnx(model, *, opset: int = 18):
         return model(tf.nest.pack_sequence_as(structure, list(inputs)))
 
     serve = tf.function(serve)
-    graph = serve.get_concrete_function(*signature).graph.as_graph_def()
+    # Traced (once, here; tf2onnx reuses the trace) with float32 percentiles sorted: ONNX has no bitcast.
+    with _quantiles.float32_sorted():
+        graph = serve.get_concrete_function(*signature).graph.as_graph_def()
     _refuse_float64_ops(graph, "ONNX")
-    _refuse_bitcast(graph)
 
     def convert():
         proto, _ = tf2onnx.convert.from_function(
@@ -218,26 +217,6 @@ def _refuse_float64_standardization(graph) -> None:
             ", ".join(scopes),
             hint="standardize in the input pipeline (tf_histeq.data) or export to ONNX (tf_histeq.deploy.to_onnx), "
             "which runs them exactly; CTWindows converts to TensorFlow Lite.",
-        )
-
-
-def _refuse_bitcast(graph) -> None:
-    """Raise if a standardization op selects float32 percentiles by their bits (`tf.bitcast`).
-
-    ONNX has no bitcast: tf2onnx would write a model that ONNX Runtime refuses to load.
-    """
-    scopes = sorted(
-        {scope for scope, node in _op_nodes(graph) if node.op == "Bitcast" and scope.split("/")[-1] in _FLOAT64_SCOPES}
-    )
-    if scopes:
-        fail(
-            ValueError,
-            "model",
-            "hold no NyulStandardization / PercentileScaling op on float32 images for ONNX: their exact float32 "
-            "percentiles select on the values' bits (tf.bitcast), which ONNX has no op for",
-            ", ".join(scopes),
-            hint="feed integer images (uint8, uint16, int16 convert exactly), or standardize in the input pipeline "
-            "(tf_histeq.data.standardize_fn).",
         )
 
 
