@@ -54,6 +54,10 @@ ALPHA = "auto"
 # of the images (as torchvision's RandomEqualize).
 RANDOM_CLIP_LIMIT = (1.0, 4.0)
 RANDOM_FACTOR = {"clahe": 1.0, "equalize_hist": 0.5}
+# Nyúl standardization (`tf_histeq.standardize`), TorchIO's defaults: the cutoff quantiles and the
+# standard range of the landmarks. Here, TensorFlow-free, for the command line's flags too.
+NYUL_CUTOFF = (0.01, 0.99)
+NYUL_OUTPUT_RANGE = (0.0, 100.0)
 
 
 def _received(name: str, value: Any) -> str:

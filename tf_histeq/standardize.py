@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_histeq import _nyul, _quantiles
-from tf_histeq._options import _is_real, _item, fail
+from tf_histeq._options import NYUL_CUTOFF, NYUL_OUTPUT_RANGE, _is_real, _item, fail
 
 # Named CT windows, (level, width) in Hounsfield units. The values are the usual
 # radiology conventions as Radiopaedia's "Windowing (CT)" article lists them, where it
@@ -62,9 +62,6 @@ WINDOWS: Mapping[str, tuple[float, float]] = {
     "liver": (30, 150),
     "bone": (400, 1800),
 }
-# TorchIO's defaults: the cutoff quantiles and the standard range of the landmarks.
-NYUL_CUTOFF = (0.01, 0.99)
-NYUL_OUTPUT_RANGE = (0.0, 100.0)
 
 
 # The ops have no tensor-dependent Python control flow: AutoGraph, which `tf.function` applies to

@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from tf_histeq import _options
 from tf_histeq.cli.files import UsageError
 
 # The `format` entry of a landmarks file, and its version.
@@ -47,8 +48,8 @@ def add_commands(sub) -> None:
     fit.add_argument("inputs", nargs="+", metavar="INPUT", help="image/volume files and folders of them")
     fit.add_argument("--landmarks", required=True, metavar="FILE.json", help="the JSON file to write (must not exist)")
     fit.add_argument("-r", "--recursive", action="store_true", help="also search the subfolders of INPUT folders")
-    fit.add_argument("--cutoff", nargs=2, type=float, default=(0.01, 0.99), metavar=("LOW", "HIGH"))
-    fit.add_argument("--output-range", nargs=2, type=float, default=(0.0, 100.0), metavar=("S1", "S2"))
+    fit.add_argument("--cutoff", nargs=2, type=float, default=_options.NYUL_CUTOFF, metavar=("LOW", "HIGH"))
+    fit.add_argument("--output-range", nargs=2, type=float, default=_options.NYUL_OUTPUT_RANGE, metavar=("S1", "S2"))
     fit.set_defaults(module=__name__, action="fit", parser=fit)
 
     apply = sub.add_parser(
