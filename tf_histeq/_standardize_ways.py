@@ -55,8 +55,14 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-def configure(op: Any, kwargs: dict, spatial_dims: Any, jit_compile: Any) -> tuple[_xla.JitRunner, dict]:
-    """Check `op` and its keywords; return the runner and the per-call tensors (Nyúl's landmarks)."""
+def configure(
+    op: Any, kwargs: dict, spatial_dims: Any, jit_compile: Any, *, probe: bool = True
+) -> tuple[_xla.JitRunner, dict]:
+    """Check `op` and its keywords; return the runner and the per-call tensors (Nyúl's landmarks).
+
+    `probe`: check the keywords now, by the op on a tiny image (for a map function, before a dataset is
+    mapped); a caller that runs the op at once on its image (the NumPy function) leaves that to the call.
+    """
     op = check_choice(op, name="op", choices=tuple(OPS))
     spatial_dims = check_spatial_dims(spatial_dims)
     kwargs = dict(kwargs)
@@ -67,8 +73,8 @@ def configure(op: Any, kwargs: dict, spatial_dims: Any, jit_compile: Any) -> tup
         if "landmarks" not in kwargs:
             raise TypeError("standardize op 'nyul_standardize' needs `landmarks` (e.g. from tf_histeq.nyul_fit).")
         tensors["landmarks"] = tf.constant(standardize.check_landmarks(kwargs.pop("landmarks")), tf.float64)
-    # The op's own checks, on a tiny varied image of the layout.
-    probe = np.arange(2 ** (spatial_dims + 1), dtype=np.float32).reshape((2,) * spatial_dims + (2,))[..., :1]
-    OPS[op](probe, **kwargs, **tensors, spatial_dims=spatial_dims)
+    if probe:  # the op's own checks, on a tiny varied image of the layout
+        tiny = np.arange(2 ** (spatial_dims + 1), dtype=np.float32).reshape((2,) * spatial_dims + (2,))[..., :1]
+        OPS[op](tiny, **kwargs, **tensors, spatial_dims=spatial_dims)
     options = {key: _frozen(value) for key, value in kwargs.items()}
     return _xla.JitRunner(OPS[op], {**options, "spatial_dims": spatial_dims}, jit_compile), tensors

@@ -205,7 +205,8 @@ def standardize(image, op: str, *, mask=None, spatial_dims: int = 2, jit_compile
         ...             b_max=1).tolist()
         [[0.0, 0.5, 1.0]]
     """
-    runner, tensors = _standardize_ways.configure(op, kwargs, spatial_dims, jit_compile)
+    # No probe call: the op checks its keywords on this very image, in the call below.
+    runner, tensors = _standardize_ways.configure(op, kwargs, spatial_dims, jit_compile, probe=False)
     out = runner(np.asarray(image), _as_mask(mask), **tensors).numpy()
     return out if out.flags.writeable else out.copy()
 
